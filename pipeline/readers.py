@@ -388,8 +388,8 @@ def read_nifti(path: str | Path, volume: VolumeOptions) -> list[RawImage]:
     """
     path = Path(path)
     _check_gzip(path)
+    _check_nifti_length(path)
     img = nib.load(path)
-    _check_nifti_length(path, img)
 
     # Reorient to the closest RAS, read scaled values, fill NaN voxels with the minimum.
     data = np.asarray(nib.as_closest_canonical(img).get_fdata(), dtype=np.float64)
@@ -430,15 +430,20 @@ def _check_gzip(path: Path) -> None:
             ) from None
 
 
-def _check_nifti_length(path: Path, img: nib.spatialimages.SpatialImage) -> None:
-    """Compare the voxel bytes the header declares with what the (decompressed) file holds."""
-    header = img.header
-    if not hasattr(header, "get_data_offset"):
-        return
-    need = int(header.get_data_offset()) + int(
-        np.prod(header.get_data_shape()) * header.get_data_dtype().itemsize
-    )
-    if path.name.lower().endswith(".gz"):
+def _check_nifti_length(path: Path) -> None:
+    """Compare the voxel bytes a NIfTI-1 header declares with what the (decompressed) file
+    holds, before nibabel reads it; other headers are left to nibabel."""
+    is_gzip = path.name.lower().endswith(".gz")
+    opener = gzip.open if is_gzip else open
+    with opener(path, "rb") as fh:
+        try:
+            header = nib.Nifti1Header.from_fileobj(fh, check=False)
+        except Exception:  # not NIfTI-1 (e.g. NIfTI-2): nibabel reports its own errors
+            return
+        need = int(header.get_data_offset()) + int(
+            np.prod(header.get_data_shape()) * header.get_data_dtype().itemsize
+        )
+    if is_gzip:
         with gzip.open(path, "rb") as fh:
             have = sum(len(chunk) for chunk in iter(lambda: fh.read(1 << 20), b""))
     else:
