@@ -359,7 +359,8 @@ def build_folder_splits(
     assignment = assign_patients(
         pids, labels, len(class_names), val_fraction, test_fraction, seed, class_names
     )
-    pseudo = pseudonym_table(pids, key)
+    # Pseudonyms also for patients whose files were all set aside: their ids are in paths.
+    pseudo = pseudonym_table(pids + [e.patient_id for e in entries if e.patient_id], key)
     split_of = assignment.sample_splits(pids)
     splits = {
         name: _make_split(

@@ -710,6 +710,9 @@ def apply_intensity(
 def _bounds(pixels: np.ndarray, raw: RawImage, policy: IntensityPolicy) -> tuple[float, float]:
     if policy.policy == "percentile":
         lo, hi = np.percentile(pixels, policy.percentiles)
+        if hi <= lo:
+            # A mostly flat image (e.g. air around a few pixels): fall back to its full range.
+            lo, hi = pixels.min(), pixels.max()
         return float(lo), float(hi)
     if policy.policy == "fixed":
         if policy.fixed_range is None:
