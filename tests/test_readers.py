@@ -346,7 +346,7 @@ def test_percentile_fixed_and_constant_images():
     np.testing.assert_allclose(unit, np.clip((pixels - 10) / 80, 0, 1), atol=1e-6)
     unit, _ = apply_intensity(pixels, raw, IntensityPolicy("fixed", fixed_range=(0.0, 200.0)))
     np.testing.assert_allclose(unit, pixels / 200, atol=1e-6)
-    mostly_air = np.full((10, 10), -1000.0)
+    mostly_air = np.full((100, 100), -1000.0)
     mostly_air[0, :2] = (-2048.0, 2047.0)
     air = RawImage(mostly_air, (-2048.0, 2047.0), {})
     unit, bounds = apply_intensity(mostly_air, air, IntensityPolicy("percentile"))
