@@ -27,13 +27,12 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field, model_validator
 from tqdm import tqdm
 
-from pipeline.config import Section
+from pipeline.config import FolderParams
 from pipeline.io import Split, image_hashes
 from pipeline.patient_split import (
     SPLITS,
@@ -58,82 +57,21 @@ from pipeline.readers import (
 
 log = logging.getLogger(__name__)
 
-Format = Literal["dicom", "nifti", "png", "tiff", "npy"]
 PATH_COLUMNS = ("path", "file", "filename", "image_id")
 PATIENT_COLUMNS = ("patient_id", "patient", "subject")
 MIN_SCRUB_LENGTH = 4  # shorter identifying values are too common to scrub as substrings
 
 
-# --------------------------------------------------------------------------------------------
-# Params
+def intensity_policy(params: FolderParams) -> IntensityPolicy:
+    """The readers' intensity policy from ``data.folder.intensity``."""
+    it = params.intensity
+    return IntensityPolicy(it.policy, it.window_centre, it.window_width, it.percentiles, it.range)
 
 
-class IntensityParams(Section):
-    """Intensity policy: how file units map to float32 [0, 1]."""
-
-    policy: Literal["window", "percentile", "fixed", "native"]
-    window_centre: float | None  # window: file units (e.g. HU); null: the file's VOI window
-    window_width: Annotated[float, Field(gt=0)] | None
-    percentiles: tuple[float, float]  # percentile: (lo, hi) in [0, 100]
-    range: tuple[float, float] | None  # fixed: (lo, hi) file units, e.g. (20.0, 40.0) degC
-
-    @model_validator(mode="after")
-    def _consistent(self) -> IntensityParams:
-        if (self.window_centre is None) != (self.window_width is None):
-            raise ValueError("set both window_centre and window_width, or neither (file VOI)")
-        lo, hi = self.percentiles
-        if not 0.0 <= lo < hi <= 100.0:
-            raise ValueError(f"percentiles must satisfy 0 <= lo < hi <= 100, got {lo}, {hi}")
-        if self.policy == "fixed" and (self.range is None or self.range[0] >= self.range[1]):
-            raise ValueError(f"policy fixed needs range [lo, hi] with lo < hi, got {self.range}")
-        return self
-
-
-class VolumeParams(Section):
-    """How NIfTI volumes become 2-D slices."""
-
-    slice_axis: Literal["axial", "coronal", "sagittal"]
-    slice_policy: Literal["all", "middle"]
-    slice_step: Annotated[int, Field(ge=1)]
-    four_d: Literal["all", "first", "index", "reject"]
-    volume_index: Annotated[int, Field(ge=0)]
-
-
-class FolderParams(Section):
-    """``data.folder``: where users' files are and how to turn them into images."""
-
-    root: str
-    layout: Literal["manifest", "folders", "medmnist"]
-    manifest: str | None  # manifest layout: CSV path under root
-    medmnist_file: str | None  # medmnist layout: .npz path under root
-    patient_from: Literal["dicom", "parent", "stem"]  # folders layout
-    formats: Annotated[list[Format], Field(min_length=1)]
-    class_names: list[str] | None  # class order; null: sorted folder names or labels
-    intensity: IntensityParams
-    volume: VolumeParams
-    target_size: Annotated[int, Field(ge=8, le=1024)]
-    aspect: Literal["stretch", "pad"]
-    channels: Literal[1, 3]
-    stop_on_error: bool
-    key_file: str | None  # null: read the key from $SCARCE_AUG_PSEUDONYM_KEY
-
-    @model_validator(mode="after")
-    def _layout_file(self) -> FolderParams:
-        if self.layout == "manifest" and not self.manifest:
-            raise ValueError("layout manifest needs manifest: <csv under root>")
-        if self.layout == "medmnist" and not self.medmnist_file:
-            raise ValueError("layout medmnist needs medmnist_file: <npz under root>")
-        return self
-
-    def intensity_policy(self) -> IntensityPolicy:
-        it = self.intensity
-        return IntensityPolicy(
-            it.policy, it.window_centre, it.window_width, it.percentiles, it.range
-        )
-
-    def volume_options(self) -> VolumeOptions:
-        v = self.volume
-        return VolumeOptions(v.slice_axis, v.slice_policy, v.slice_step, v.four_d, v.volume_index)
+def volume_options(params: FolderParams) -> VolumeOptions:
+    """The readers' volume options from ``data.folder.volume``."""
+    v = params.volume
+    return VolumeOptions(v.slice_axis, v.slice_policy, v.slice_step, v.four_d, v.volume_index)
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,7 +204,7 @@ def read_entries(
     entries: list[Entry], params: FolderParams
 ) -> tuple[list[Sample], list[dict[str, str]], set[str]]:
     """Read and prepare every entry; returns (samples, set-aside records, PHI strings seen)."""
-    policy, volume = params.intensity_policy(), params.volume_options()
+    policy, volume = intensity_policy(params), volume_options(params)
     samples, set_aside, phi = [], [], set()
     for entry in tqdm(entries, desc="ingest", unit="file", total=len(entries)):
         try:
@@ -481,7 +419,7 @@ def _medmnist_splits(
     class_names = tuple(params.class_names or [str(k) for k in range(num_classes)])
     if len(class_names) < num_classes:
         raise ValueError(f"{path}: {num_classes} classes but class_names has {len(class_names)}")
-    policy = params.intensity_policy()
+    policy = intensity_policy(params)
     splits, rows = {}, []
     for name, (imgs, labels) in data.items():
         raws = medmnist_to_raw(imgs)
