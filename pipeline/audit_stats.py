@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 from scipy.stats import binomtest, rankdata
+from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -166,17 +168,19 @@ def _check_inputs(
     return preds, probs
 
 
-def group_resamples(groups: np.ndarray, n_boot: int, seed: int) -> list[np.ndarray]:
-    """R index arrays, each drawing G patients with replacement and keeping all their images."""
+def group_resamples(groups: np.ndarray, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """Yield R index arrays, each drawing G patients with replacement with all their images.
+
+    The same (groups, n_boot, seed) yields the same resamples, so arms scored separately are
+    still paired.
+    """
     _, inverse = np.unique(np.asarray(groups), return_inverse=True)
     members = [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)]
     rng = np.random.default_rng(seed)
 
-    out = []
     for _ in range(n_boot):
         drawn = rng.integers(0, len(members), size=len(members))  # (G,)
-        out.append(np.concatenate([members[g] for g in drawn]))
-    return out
+        yield np.concatenate([members[g] for g in drawn])
 
 
 def _as_metric_dict(value: float | Mapping[str, float]) -> dict[str, float]:
@@ -265,28 +269,6 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, 
     return float(binomtest(n_b_better, n_disc, 0.5).pvalue), n_b_better, n_a_better
 
 
-def _metric_diff(
-    metric: str, num_classes: int, y_true: np.ndarray, arms: tuple[tuple, tuple]
-) -> float:
-    """Mean over seeds of metric(B) - metric(A); arms = ((preds_a, probs_a), (preds_b, probs_b))."""
-    needs_probs = metric.startswith("auroc")
-    values = []
-    for preds, probs in arms:
-        per_seed = [
-            classification_metrics(
-                y_true, preds[s], probs[s] if needs_probs else None, num_classes
-            )[metric]
-            for s in range(len(preds))
-        ]
-        values.append(np.mean(per_seed))
-    return float(values[1] - values[0])
-
-
-def _take(arms: tuple[tuple, ...], idx: np.ndarray) -> tuple[tuple, ...]:
-    """The images `idx` of every arm's (preds (S, N), probs (S, N, K) or None)."""
-    return tuple((p[:, idx], None if q is None else q[:, idx]) for p, q in arms)
-
-
 def _bootstrap_p_value(diffs: np.ndarray) -> float:
     """Two-sided paired bootstrap p-value for a zero difference, with the +1 correction."""
     n = diffs.size
@@ -294,6 +276,109 @@ def _bootstrap_p_value(diffs: np.ndarray) -> float:
         return math.nan
     tail = min(int(np.sum(diffs <= 0)), int(np.sum(diffs >= 0)))
     return float(min(1.0, 2 * (tail + 1) / (n + 1)))
+
+
+@dataclass(frozen=True)
+class MetricTable:
+    """Seed-averaged metrics of several arms on the full test set and on shared resamples.
+
+    Every arm is scored on the *same* resamples of patients, so row r of two arms is a paired
+    draw: their difference is the paired bootstrap of the gain.
+    """
+
+    arms: tuple[str, ...]
+    metrics: tuple[str, ...]
+    num_classes: int
+    point: np.ndarray  # (A, M) float64, metric on all test images, mean over seeds
+    boot: np.ndarray  # (A, R, M) float64, NaN where a metric is undefined on a resample
+
+    def interval(self, arm: str, metric: str, alpha: float = 0.05) -> Interval:
+        """Point estimate and percentile interval of one arm's metric."""
+        a, m = self.arms.index(arm), self.metrics.index(metric)
+        lo, hi, n_used = _percentile_interval(self.boot[a, :, m], alpha)
+        return Interval(float(self.point[a, m]), lo, hi, n_used, self.boot.shape[1])
+
+    def difference(self, arm_a: str, arm_b: str, metric: str, alpha: float = 0.05) -> tuple:
+        """(diff, lo, hi, p_bootstrap, n_used) of metric(B) - metric(A) over paired resamples."""
+        a, b = self.arms.index(arm_a), self.arms.index(arm_b)
+        m = self.metrics.index(metric)
+        diffs = self.boot[b, :, m] - self.boot[a, :, m]  # (R,)
+        lo, hi, n_used = _percentile_interval(diffs, alpha)
+        diff = float(self.point[b, m] - self.point[a, m])
+        return diff, lo, hi, _bootstrap_p_value(diffs[np.isfinite(diffs)]), n_used
+
+
+def metric_table(
+    y_true: np.ndarray,
+    arms: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
+    groups: np.ndarray,
+    num_classes: int,
+    n_boot: int,
+    seed: int,
+) -> MetricTable:
+    """Score every arm on the full test set and on n_boot shared resamples of patients.
+
+    Args:
+        arms: {name: (preds (S, N) or (N,), probs (S, N, K), (N, K) or None)}; all arms must
+            hold the same seeds in the same order. Without probs for every arm the AUROC keys
+            are left out.
+    """
+    checked = {name: _check_inputs(y_true, p, q, groups) for name, (p, q) in arms.items()}
+    shapes = {name: p.shape for name, (p, _) in checked.items()}
+    if len(set(shapes.values())) != 1:
+        raise ValueError(
+            f"expected the same seeds for every arm, got prediction shapes {shapes}; train "
+            "every arm on every seed"
+        )
+    with_probs = all(q is not None for _, q in checked.values())
+    names = [m for m in metric_names(num_classes) if with_probs or not m.startswith("auroc")]
+    runs = [(p, q if with_probs else None) for p, q in checked.values()]
+    fn = partial(classification_metrics, num_classes=num_classes)
+
+    def score(idx: np.ndarray) -> np.ndarray:
+        """(A, M) seed-mean metrics of every arm on the test images idx."""
+        rows = []
+        for preds, probs in runs:
+            sub_probs = None if probs is None else probs[:, idx]
+            values = _seed_mean(fn, y_true[idx], preds[:, idx], sub_probs)
+            rows.append([values[m] for m in names])
+        return np.array(rows)
+
+    # the full test set, then every resample of patients scored for all arms at once
+    point = score(np.arange(len(y_true)))
+    resamples = group_resamples(groups, n_boot, seed)
+    bar = tqdm(resamples, total=n_boot, desc="bootstrap", unit="resample", leave=False)
+    boot = np.stack([score(idx) for idx in bar], axis=1)  # (A, R, M)
+    return MetricTable(tuple(arms), tuple(names), num_classes, point, boot)
+
+
+def _check_gain_metric(metric: str, num_classes: int) -> None:
+    """Refuse plain accuracy and unknown names for a gain."""
+    valid = [m for m in metric_names(num_classes) if m != "accuracy"]
+    if metric not in valid:
+        raise ValueError(
+            f"expected metric in {valid}, got {metric!r}; gains are never reported in plain "
+            "accuracy, which rewards predicting the majority class"
+        )
+
+
+def table_to_paired(
+    table: MetricTable,
+    y_true: np.ndarray,
+    preds: Mapping[str, np.ndarray],
+    arm_a: str,
+    arm_b: str,
+    metric: str,
+    alpha: float = 0.05,
+) -> PairedDifference:
+    """PairedDifference of arm B over arm A from a MetricTable and the arms' predictions (S, N)."""
+    _check_gain_metric(metric, table.num_classes)
+    diff, lo, hi, p_boot, n_used = table.difference(arm_a, arm_b, metric, alpha)
+    pa, pb = np.atleast_2d(preds[arm_a]), np.atleast_2d(preds[arm_b])
+    p_mc, n_b, n_a = mcnemar_exact(pa == y_true, pb == y_true)
+    return PairedDifference(
+        metric, diff, lo, hi, p_boot, p_mc, n_b, n_a, n_used, table.boot.shape[1]
+    )
 
 
 def paired_difference(
@@ -320,35 +405,122 @@ def paired_difference(
         diff (fraction) = mean over seeds of metric(B) - metric(A); its interval from one
         resample of patients applied to both arms and every seed; paired p-values.
     """
-    valid = [m for m in metric_names(num_classes) if m != "accuracy"]
-    if metric not in valid:
-        raise ValueError(
-            f"expected metric in {valid}, got {metric!r}; gains are never reported in plain "
-            "accuracy, which rewards predicting the majority class"
-        )
+    _check_gain_metric(metric, num_classes)
     if metric.startswith("auroc") and (probs_a is None or probs_b is None):
         raise ValueError(f"expected probs_a and probs_b for {metric!r}, got None; pass softmaxes")
-    preds_a, probs_a = _check_inputs(y_true, pred_a, probs_a, groups)
-    preds_b, probs_b = _check_inputs(y_true, pred_b, probs_b, groups)
-    if preds_a.shape != preds_b.shape:
-        raise ValueError(
-            f"expected the same seeds for both arms, got A {preds_a.shape} and B "
-            f"{preds_b.shape}; train both arms on every seed"
+
+    # drop the probabilities when the metric does not need them: the bootstrap runs faster
+    keep = metric.startswith("auroc")
+    arms = {"a": (pred_a, probs_a if keep else None), "b": (pred_b, probs_b if keep else None)}
+    table = metric_table(y_true, arms, groups, num_classes, n_boot, seed)
+    return table_to_paired(table, y_true, {"a": pred_a, "b": pred_b}, "a", "b", metric, alpha)
+
+
+# ---------------------------------------------------------------- the whole audit
+
+
+CLASSICAL_ARMS = ("classic", "oversample", "class_weight")
+
+
+def _best_classic(table: MetricTable, classical: tuple[str, ...], metric: str) -> str | None:
+    """The classical arm with the highest point value of `metric`, or None when none ran.
+
+    Limitations: the choice is made on the test set, which flatters the classical baseline
+    slightly; that makes a GAN arm's gain over it conservative, not optimistic.
+    """
+    present = [a for a in classical if a in table.arms]
+    if not present:
+        return None
+    m = table.metrics.index(metric)
+    return max(present, key=lambda a: table.point[table.arms.index(a), m])
+
+
+def audit_arms(
+    y_true: np.ndarray,
+    groups: np.ndarray,
+    arms: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
+    num_classes: int,
+    verdict_metric: str,
+    verdict_label: str,
+    n_boot: int,
+    seed: int,
+    alpha: float = 0.05,
+    baseline: str = "real",
+    classical: tuple[str, ...] = CLASSICAL_ARMS,
+) -> dict:
+    """Metrics with intervals, paired gains and one verdict per arm, as a JSON-ready dict.
+
+    Args:
+        y_true, groups: (N,) test labels and patient ids.
+        arms: {arm name: (preds (S, N), probs (S, N, K))}, every arm on the same S seeds.
+        verdict_metric: the metric the sentences speak of, e.g. 'recall/2' or
+            'balanced_accuracy'; never 'accuracy'.
+        verdict_label: how the sentence names it, e.g. 'minority recall'.
+        classical: arm names that count as classical; the best of them (by verdict_metric)
+            is the second reference every other arm is compared with.
+    Returns:
+        {"baseline", "best_classic" (name or None), "verdict_metric", "verdict_label",
+        "metrics" (names), "n_boot", "alpha", "n_seeds", "n_test_images", "n_test_groups",
+        "arms": {arm: {"metrics": {metric: Interval.as_dict()},
+                       "vs_baseline": {metric: PairedDifference.as_dict()},
+                       "vs_best_classic": {...} (non-classical arms only),
+                       "verdict": str}}}.
+        Values are fractions (0.081 = 8.1 points); 'vs_*' leave out plain accuracy.
+    """
+    _check_gain_metric(verdict_metric, num_classes)
+    if baseline not in arms:
+        raise ValueError(f"expected the baseline arm {baseline!r} among {sorted(arms)}; run it")
+
+    # one table of paired resamples serves every interval and every gain
+    table = metric_table(y_true, arms, groups, num_classes, n_boot, seed)
+    preds = {name: p for name, (p, _) in arms.items()}
+    gains = [m for m in table.metrics if m != "accuracy"]
+    best = _best_classic(table, classical, verdict_metric)
+
+    def compare(a: str, b: str) -> dict:
+        return {m: table_to_paired(table, y_true, preds, a, b, m, alpha).as_dict() for m in gains}
+
+    # per arm: intervals, gains over the baseline and the best classical arm, a sentence
+    out_arms = {}
+    for arm in table.arms:
+        entry = {"metrics": {m: table.interval(arm, m, alpha).as_dict() for m in table.metrics}}
+        if arm != baseline:
+            entry["vs_baseline"] = compare(baseline, arm)
+        if best is not None and arm not in classical and arm != baseline:
+            entry["vs_best_classic"] = compare(best, arm)
+        entry["verdict"] = _arm_verdict(arm, entry, baseline, best, verdict_metric, verdict_label)
+        out_arms[arm] = entry
+
+    return {
+        "baseline": baseline,
+        "best_classic": best,
+        "verdict_metric": verdict_metric,
+        "verdict_label": verdict_label,
+        "metrics": list(table.metrics),
+        "n_boot": n_boot,
+        "alpha": alpha,
+        "n_seeds": int(np.atleast_2d(next(iter(preds.values()))).shape[0]),
+        "n_test_images": int(len(y_true)),
+        "n_test_groups": int(len(np.unique(groups))),
+        "arms": out_arms,
+    }
+
+
+def _arm_verdict(
+    arm: str, entry: dict, baseline: str, best: str | None, metric: str, label: str
+) -> str:
+    """The plain sentence of one arm from its audit entry."""
+    if arm == baseline:
+        value = entry["metrics"][metric]
+        return (
+            f"{arm}: the reference, {label} {100 * value['point']:.1f} % "
+            f"[{100 * value['lo']:.1f}, {100 * value['hi']:.1f}]."
         )
-
-    # the point estimate and, per resample of patients, the same difference
-    arms = ((preds_a, probs_a), (preds_b, probs_b))
-    diff = _metric_diff(metric, num_classes, y_true, arms)
-    resamples = group_resamples(groups, n_boot, seed)
-    diffs = np.array(
-        [_metric_diff(metric, num_classes, y_true[i], _take(arms, i)) for i in resamples]
-    )  # (R,) float64, NaN where the metric is undefined
-
-    # interval, bootstrap p-value and McNemar on correctness
-    lo, hi, n_used = _percentile_interval(diffs, alpha)
-    p_boot = _bootstrap_p_value(diffs[np.isfinite(diffs)])
-    p_mc, n_b, n_a = mcnemar_exact(preds_a == y_true, preds_b == y_true)
-    return PairedDifference(metric, diff, lo, hi, p_boot, p_mc, n_b, n_a, n_used, n_boot)
+    g = entry["vs_baseline"][metric]
+    vs = entry.get("vs_best_classic", {}).get(metric)
+    vs_tuple = None if vs is None else (best, vs["diff"], vs["lo"], vs["hi"])
+    base_label = "real only" if baseline == "real" else baseline
+    return verdict_sentence(arm, label, g["diff"], g["lo"], g["hi"], vs_tuple, base_label)
 
 
 # ---------------------------------------------------------------- verdicts and leakage
@@ -375,6 +547,7 @@ def verdict_sentence(
     lo: float,
     hi: float,
     vs_best_classic: tuple[str, float, float, float] | None = None,
+    baseline_label: str = "real only",
 ) -> str:
     """One plain sentence on an arm's gain over real only, and its place against classic arms.
 
@@ -383,17 +556,18 @@ def verdict_sentence(
         diff, lo, hi: the gain over real only and its interval, as fractions (0.081 = 8.1 points).
         vs_best_classic: (name, diff, lo, hi) of this arm against the best classical arm, or None
             when the arm is itself classical.
+        baseline_label: how the sentence names the reference arm.
     Example:
         "real + ACGAN: +8.1 points minority recall [+3.0, +13.2] over real only; not
         distinguishable from oversampling."
     """
     if not all(map(math.isfinite, (diff, lo, hi))):
-        return f"{arm}: the gain in {metric} over real only could not be estimated."
+        return f"{arm}: the gain in {metric} over {baseline_label} could not be estimated."
 
-    # the gain over real only, with a note when the interval straddles zero
-    head = f"{arm}: {100 * diff:+.1f} points {metric} {_bracket(lo, hi)} over real only"
+    # the gain over the baseline, with a note when the interval straddles zero
+    head = f"{arm}: {100 * diff:+.1f} points {metric} {_bracket(lo, hi)} over {baseline_label}"
     if _judge(lo, hi) == "tie":
-        head += " (not distinguishable from real only)"
+        head += f" (not distinguishable from {baseline_label})"
     if vs_best_classic is None:
         return head + "."
 
