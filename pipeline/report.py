@@ -74,7 +74,7 @@ def _to_png(fig: Figure) -> bytes:
 
 def counts_figure(counts: dict[str, list[int]], class_names: list[str]) -> Chart:
     """Grouped bars of images per class in each split."""
-    fig = Figure(figsize=(6, 3))
+    fig = Figure(figsize=(6, 3), layout="constrained")
     ax = fig.add_subplot()
     width = 0.8 / len(counts)
     x = np.arange(len(class_names))
@@ -101,7 +101,9 @@ def samples_figure(
 ) -> Chart:
     """Per class (rows): real images, then each GAN's generated images (columns)."""
     sources = {"real": real, **gans}
-    fig = Figure(figsize=(2.2 * len(sources) * max(n_show, 1) / 4, 1.0 * len(class_names) + 0.5))
+    panel_w = 3.5  # inches per source; a row of n_show images is about panel_w / n_show high
+    height = len(class_names) * (panel_w / max(n_show, 1) + 0.25) + 0.4
+    fig = Figure(figsize=(panel_w * len(sources), height), layout="constrained")
     axes = fig.subplots(len(class_names), len(sources), squeeze=False)
     for k, name in enumerate(class_names):
         for j, (source, (imgs, labels)) in enumerate(sources.items()):
@@ -130,7 +132,7 @@ def read_loss_csv(path: Path) -> dict[str, np.ndarray]:
 
 def loss_figure(loss_csvs: dict[str, Path]) -> Chart:
     """One panel per GAN run: every loss_* column against the step."""
-    fig = Figure(figsize=(4 * len(loss_csvs), 3))
+    fig = Figure(figsize=(4 * len(loss_csvs), 3), layout="constrained")
     axes = fig.subplots(1, len(loss_csvs), squeeze=False)[0]
     for ax, (run, path) in zip(axes, loss_csvs.items(), strict=True):
         cols = read_loss_csv(Path(path))
@@ -170,7 +172,7 @@ def gains_figure(rows: list[dict], baseline: str, alpha: float) -> Chart:
     arms = list(dict.fromkeys(r["arm"] for r in rows))
     cols = min(3, len(metrics))
     nrows = -(-len(metrics) // cols)
-    fig = Figure(figsize=(4 * cols, 0.35 * len(arms) * nrows + 1.2 * nrows))
+    fig = Figure(figsize=(4 * cols, (0.35 * len(arms) + 1.2) * nrows), layout="constrained")
     axes = fig.subplots(nrows, cols, squeeze=False).ravel()
     for ax, metric in zip(axes, metrics, strict=False):
         sub = [r for r in rows if r["metric"] == metric]
@@ -206,12 +208,22 @@ def _pct(iv: dict) -> str:
     return f"{100 * iv['point']:.1f} [{100 * iv['lo']:.1f}, {100 * iv['hi']:.1f}]"
 
 
-def metric_table(audit: dict, class_names: list[str]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: every arm's metrics in percent with intervals (accuracy last)."""
-    metrics = audit["metrics"]
-    header = ["arm", *[_metric_label(m, class_names) for m in metrics]]
+def summary_table(audit: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: every arm's summary metrics in percent with intervals, accuracy last."""
+    metrics = [m for m in (*SUMMARY_METRICS, "accuracy") if m in audit["metrics"]]
+    header = ["arm", *[READABLE.get(m, m) for m in metrics]]
+    rows = [[arm, *[_pct(e["metrics"][m]) for m in metrics]] for arm, e in audit["arms"].items()]
+    return header, rows
+
+
+def per_class_table(audit: dict, class_names: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: per arm and class, recall, specificity and AUROC with intervals."""
+    kinds = [k for k in ("recall", "specificity", "auroc") if f"{k}/0" in audit["metrics"]]
+    header = ["arm", "class", *kinds]
     rows = [
-        [arm, *[_pct(entry["metrics"][m]) for m in metrics]] for arm, entry in audit["arms"].items()
+        [arm, name, *[_pct(e["metrics"][f"{kind}/{k}"]) for kind in kinds]]
+        for arm, e in audit["arms"].items()
+        for k, name in enumerate(class_names)
     ]
     return header, rows
 
@@ -233,13 +245,15 @@ def gain_table(audit: dict, class_names: list[str]) -> tuple[list[str], list[lis
     best = audit["best_classic"] or "best classical arm"
     header = [
         "arm",
-        f"gain over {audit['baseline']} (points)",
+        f"{audit['verdict_label']}: gain over {audit['baseline']} (points)",
         "p bootstrap / McNemar",
         f"gain over {best} (points)",
         "p bootstrap / McNemar",
     ]
     rows = []
     for arm, entry in audit["arms"].items():
+        if arm == audit["baseline"]:
+            continue
         vs_base = entry.get("vs_baseline", {}).get(m)
         vs_best = entry.get("vs_best_classic", {}).get(m)
         rows.append([arm, cell(vs_base), p_values(vs_base), cell(vs_best), p_values(vs_best)])
@@ -302,7 +316,8 @@ def build_blocks(
             f"({audit['n_test_groups']} patients) and {audit['n_seeds']} seeds, with "
             f"{level} % intervals from {audit['n_boot']} resamples of test patients. A gain "
             "whose interval holds zero is not distinguishable from no gain. Plain accuracy is "
-            "shown but never used for a gain.",
+            "shown but never used for a gain. The bootstrap p-value tests the gain shown; "
+            "the exact McNemar p-value tests correctness over all classes, pooled over seeds.",
         )
     )
     blocks += [("h", 2, "Gains"), ("table", *gain_table(audit, names))]
@@ -310,7 +325,8 @@ def build_blocks(
         blocks.append(("chart", gains_figure(rows, audit["baseline"], audit["alpha"])))
     blocks += [
         ("h", 2, f"Metrics (percent, {level} % intervals)"),
-        ("table", *metric_table(audit, names)),
+        ("table", *summary_table(audit)),
+        ("table", *per_class_table(audit, names)),
     ]
     blocks += [
         ("h", 2, "Settings"),
