@@ -80,7 +80,8 @@ def test_html_and_markdown_carry_verdicts_and_tables(report):
         assert entry["verdict"] in md
     assert "gan:acgan: " in audit["arms"]["gan:acgan"]["verdict"]
     assert "over real only" in audit["arms"]["gan:acgan"]["verdict"]
-    assert "recall csf_other" in html_text and "| test | 30 | 20 | 10 | 60 |" in md
+    assert "<th>specificity</th>" in html_text and "<td>csf_other</td>" in html_text
+    assert "| test | 30 | 20 | 10 | 60 |" in md
 
     # every figure the Markdown references exists beside it
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
