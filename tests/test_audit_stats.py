@@ -20,11 +20,13 @@ from sklearn.metrics import (
 from pipeline.audit_stats import (
     LeakageError,
     assert_no_leakage,
+    audit_arms,
     bootstrap_by_group,
     classification_metrics,
     group_resamples,
     mcnemar_exact,
     metric_names,
+    metric_table,
     paired_difference,
     verdict_sentence,
 )
@@ -247,3 +249,61 @@ def test_leakage_refusal_when_test_image_planted_in_gan_set():
     with pytest.raises(LeakageError, match="got 1 of 5 test images") as err:
         assert_no_leakage(np.array(test), np.array([*gan, test[3]]))
     assert isinstance(err.value, ValueError)
+
+
+def _three_arms(seed: int = 0):
+    """60 test images of 12 patients; arms right on 60 %, 70 % and 80 % of them, 2 seeds."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1, 2], [30, 20, 10])
+    groups = np.array([f"p{i % 12}" for i in range(60)])
+
+    def arm(skill: float):
+        preds = np.where(rng.random((2, 60)) < skill, y, (y + 1) % 3)  # (S, N)
+        return preds, np.full((2, 60, 3), 0.1) + 0.7 * np.eye(3)[preds]
+
+    return y, groups, {"real": arm(0.6), "oversample": arm(0.7), "gan:acgan": arm(0.8)}
+
+
+def test_metric_table_agrees_with_bootstrap_and_paired_difference():
+    y, groups, arms = _three_arms()
+    table = metric_table(y, arms, groups, 3, n_boot=150, seed=4)
+
+    # the table's interval is the plain cluster bootstrap with the same resamples
+    fn = partial(classification_metrics, num_classes=3)
+    direct = bootstrap_by_group(y, *arms["gan:acgan"], groups, fn, 150, seed=4)
+    assert table.interval("gan:acgan", "auroc/2") == direct["auroc/2"]
+
+    # and its differences are the two-arm paired difference
+    pd_ = paired_difference(y, *arms["real"], *arms["gan:acgan"], groups, "recall/2", 3, 150, 4)
+    diff, lo, hi, p_boot, _ = table.difference("real", "gan:acgan", "recall/2")
+    assert (diff, lo, hi, p_boot) == pytest.approx((pd_.diff, pd_.lo, pd_.hi, pd_.p_bootstrap))
+
+
+def test_audit_arms_structure_best_classic_and_verdicts():
+    y, groups, arms = _three_arms()
+    out = audit_arms(y, groups, arms, 3, "recall/2", "minority recall", 100, seed=0)
+
+    assert out["best_classic"] == "oversample"  # the only classical arm present
+    assert "vs_baseline" not in out["arms"]["real"]
+    assert "vs_best_classic" not in out["arms"]["oversample"]
+    gan = out["arms"]["gan:acgan"]
+    assert "accuracy" not in gan["vs_baseline"] and "recall/2" in gan["vs_best_classic"]
+    g = gan["vs_baseline"]["balanced_accuracy"]
+    expected = np.mean(
+        [balanced_accuracy_score(y, arms["gan:acgan"][0][s]) for s in range(2)]
+    ) - np.mean([balanced_accuracy_score(y, arms["real"][0][s]) for s in range(2)])
+    assert g["diff"] == pytest.approx(expected)
+    assert gan["verdict"].startswith("gan:acgan: ") and "over real only" in gan["verdict"]
+    assert "from oversample" in gan["verdict"] or "than oversample" in gan["verdict"]
+    assert (out["n_seeds"], out["n_test_images"], out["n_test_groups"]) == (2, 60, 12)
+
+
+def test_audit_arms_refuses_accuracy_and_a_missing_baseline():
+    y, groups, arms = _three_arms()
+    with pytest.raises(ValueError, match="never reported in plain accuracy"):
+        audit_arms(y, groups, arms, 3, "accuracy", "accuracy", 10, seed=0)
+    with pytest.raises(ValueError, match="expected the baseline arm 'real'"):
+        audit_arms(y, groups, {"oversample": arms["oversample"]}, 3, "macro_f1", "x", 10, 0)
+    with pytest.raises(ValueError, match="expected the same seeds for every arm"):
+        one_seed = (arms["real"][0][:1], arms["real"][1][:1])
+        audit_arms(y, groups, {**arms, "real": one_seed}, 3, "macro_f1", "x", 10, 0)
