@@ -224,7 +224,9 @@ class Arm:
             len(data.labels),
             data.n_added,
             np.bincount(data.labels, minlength=train.num_classes).tolist(),
-            None if data.class_weights is None else np.round(data.class_weights, 3).tolist(),
+            None
+            if data.class_weights is None
+            else [round(float(w), 3) for w in data.class_weights],
             data.augment is not None,
         )
         return data
