@@ -350,7 +350,7 @@ def blocks_to_html(blocks: list[tuple]) -> str:
     esc = html.escape
     title = next(b[2] for b in blocks if b[0] == "h")
     parts = [
-        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(title)}</title>",
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{esc(title)}</title>',
         f"<style>{CSS}</style></head><body>",
     ]
     for block in blocks:
@@ -371,7 +371,7 @@ def blocks_to_html(blocks: list[tuple]) -> str:
             chart = block[1]
             data = base64.b64encode(chart.png).decode("ascii")
             parts.append(
-                f"<figure><img alt='{esc(chart.caption)}' src='data:image/png;base64,{data}'>"
+                f'<figure><img alt="{esc(chart.caption)}" src="data:image/png;base64,{data}">'
                 f"<figcaption>{esc(chart.caption)}</figcaption></figure>"
             )
     parts.append("</body></html>\n")

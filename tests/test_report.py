@@ -62,7 +62,7 @@ def test_html_is_self_contained_with_embedded_pngs(report):
     _, paths = report
     text = paths["html"].read_text()
 
-    imgs = re.findall(r"<img [^>]*src='([^']*)'", text)
+    imgs = re.findall(r'<img [^>]*src="([^"]*)"', text)
     assert len(imgs) == 4  # counts, samples, losses, gains
     assert all(src.startswith("data:image/png;base64,iVBOR") for src in imgs)
     # nothing points outside the page
