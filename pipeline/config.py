@@ -32,6 +32,7 @@ class MniParams(Section):
     slice_step: Annotated[int, Field(ge=1, le=20)]
     stride: Annotated[int, Field(ge=1, le=64)]
     slab_slices: Annotated[int, Field(ge=2, le=60)]
+    guard_slices: Annotated[int, Field(ge=0, le=20)]
     label_threshold: Annotated[float, Field(gt=0.5, le=1.0)]
 
 
@@ -77,6 +78,8 @@ class SynthParams(Section):
     ratio: Annotated[float, Field(gt=0.0, le=100.0)]
     classes: Literal["minority", "all_below_target"]
     grid_per_class: Annotated[int, Field(ge=1, le=256)]
+    min_confidence: Annotated[float, Field(ge=0.0, lt=1.0)]
+    max_draw_factor: Annotated[float, Field(ge=1.0, le=100.0)]
 
 
 class ClassifierParams(Section):
@@ -92,13 +95,30 @@ class AuditParams(Section):
     seeds: Annotated[list[int], Field(min_length=1)]
 
 
+class RuntimeParams(Section):
+    prefer_gpu: bool
+    cpu_threads: Annotated[int, Field(ge=0, le=256)]
+
+
 class Params(Section):
     seed: Annotated[int, Field(ge=0)]
+    runtime: RuntimeParams
     data: DataParams
     gan: GanParams
     synth: SynthParams
     classifier: ClassifierParams
     audit: AuditParams
+
+    @model_validator(mode="after")
+    def _arms_name_known_runs(self) -> Params:
+        for arm in self.audit.arms:
+            base, _, run = arm.partition(":")
+            if arm != "real" and not (base == "gan" and run in self.gan.runs):
+                raise ValueError(
+                    f"audit.arms: unknown arm {arm!r}; expected 'real' or 'gan:<run>' with "
+                    f"<run> one of {sorted(self.gan.runs)}"
+                )
+        return self
 
 
 def _format_error(err: dict[str, Any]) -> str:
