@@ -120,14 +120,22 @@ def samples_figure(
 
 
 def read_loss_csv(path: Path) -> dict[str, np.ndarray]:
-    """Columns of a GAN loss CSV (step, loss_d, loss_g, ...) as float arrays."""
+    """Numeric columns of a GAN loss CSV (step, loss_d, loss_g, ...) as float arrays."""
     if not path.is_file():
         raise FileNotFoundError(f"GAN loss curve not found: {path}; run the train_gan stage")
     with path.open() as fh:
         rows = list(csv.DictReader(fh))
     if not rows or "step" not in rows[0]:
         raise ValueError(f"{path}: expected a CSV with a 'step' column and rows, got {rows[:1]}")
-    return {key: np.array([float(r[key]) for r in rows]) for key in rows[0]}
+
+    # numeric columns only; a text column (a timestamp, a tag) is not a curve
+    out = {}
+    for key in rows[0]:
+        try:
+            out[key] = np.array([float(r[key]) for r in rows])
+        except ValueError:
+            log.debug("%s: column %r is not numeric, left out", path, key)
+    return out
 
 
 def loss_figure(loss_csvs: dict[str, Path]) -> Chart:

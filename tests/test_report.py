@@ -52,7 +52,7 @@ def _samples(seed: int, n: int = 24):
 def report(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("reports")
     loss = out / "acgan.csv"
-    loss.write_text("step,loss_d,loss_g,d_real\n0,1.4,0.7,0.5\n10,1.2,0.9,0.6\n20,1.1,1.0,0.6\n")
+    loss.write_text("step,loss_d,loss_g,tag\n0,1.4,0.7,a\n10,1.2,0.9,b\n20,1.1,1.0,c\n")
     results = _results()
     paths = write_report(out, results, _samples(0), {"acgan": _samples(1)}, {"acgan": loss})
     return out, {**paths, "results": results}
