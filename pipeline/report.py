@@ -236,7 +236,7 @@ def per_class_table(audit: dict, class_names: list[str]) -> tuple[list[str], lis
     return header, rows
 
 
-def gain_table(audit: dict, class_names: list[str]) -> tuple[list[str], list[list[str]]]:
+def gain_table(audit: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows: the verdict metric's gain over the baseline and the best classical arm."""
     m = audit["verdict_metric"]
 
@@ -328,7 +328,7 @@ def build_blocks(
             "the exact McNemar p-value tests correctness over all classes, pooled over seeds.",
         )
     )
-    blocks += [("h", 2, "Gains"), ("table", *gain_table(audit, names))]
+    blocks += [("h", 2, "Gains"), ("table", *gain_table(audit))]
     if rows:
         blocks.append(("chart", gains_figure(rows, audit["baseline"], audit["alpha"])))
     blocks += [
