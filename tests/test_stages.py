@@ -22,9 +22,10 @@ from stages import (
 from tests.conftest import DATA
 
 
-def run_pipeline(root: Path) -> Path:
+def run_pipeline(root: Path, params: Path = DATA / "params_smoke.yaml") -> Path:
     """Run the stages as dvc.yaml wires them, with paths under ``root``; return ``root``."""
-    shutil.copy(DATA / "params_smoke.yaml", root / "params.yaml")
+    if params != root / "params.yaml":
+        shutil.copy(params, root / "params.yaml")
     prep, run = root / "data/prepared", "acgan"
     gen, ref = root / f"models/gan/{run}/generator.pt", root / "models/reference/classifier.pt"
     steps = {
