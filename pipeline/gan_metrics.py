@@ -180,6 +180,23 @@ def kernels_to_mmd2(k_rr: np.ndarray, k_gg: np.ndarray, k_rg: np.ndarray) -> flo
     return float(within_r + within_g - 2 * k_rg.mean())
 
 
+def resampled_mmd2(
+    k_rr: np.ndarray, k_gg: np.ndarray, k_rg: np.ndarray, idx_r: np.ndarray, idx_g: np.ndarray
+) -> float:
+    """Unbiased MMD^2 of a bootstrap resample, from the full sets' kernel matrices.
+
+    A resample repeats samples; a pair of two copies of one sample would add k(x, x) to the
+    within-set means and bias MMD^2 upwards by about (k(x, x) - k(x, y)) / N, so such pairs
+    are left out along with the diagonal. With ``idx = arange(N)`` this is ``kernels_to_mmd2``.
+    """
+    means = []
+    for kernel, idx in ((k_rr, idx_r), (k_gg, idx_g)):
+        sub = kernel[np.ix_(idx, idx)]  # (n, n)
+        distinct = idx[:, None] != idx[None, :]
+        means.append(sub[distinct].mean())
+    return float(means[0] + means[1] - 2 * k_rg[np.ix_(idx_r, idx_g)].mean())
+
+
 @dataclass(frozen=True)
 class KidResult:
     mean: float  # mean unbiased MMD^2 over subsets
