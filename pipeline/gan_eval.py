@@ -170,18 +170,22 @@ def _manifold_scores(data: GroupData, s: ScoreSettings) -> dict[str, float]:
 
 
 def _memorisation_scores(data: GroupData, s: ScoreSettings) -> dict[str, float]:
+    # The interval resamples generated samples with the held-out reference held fixed.
     res = gm.memorisation(
-        data.feats_gen, data.feats_train, data.feats_real, s.memorisation_quantile, s.seed
+        data.feats_gen, data.feats_train, data.feats_real, s.memorisation_quantile
     )
     out: dict[str, float] = {
         "memo_expected_fraction": res.expected_fraction,
         "memo_threshold": res.threshold,
     }
-    copies, ratio, m = res.per_sample_copy, res.per_sample_ratio, (len(res.per_sample_copy),)
+    d_train, m = res.train_distance, (len(res.train_distance),)
+    copies = d_train < res.threshold
     _with_interval(out, "memo_copy_fraction", res.copy_fraction, lambda i: copies[i].mean(), m, s)
-    _with_interval(
-        out, "memo_median_ratio", res.median_ratio, lambda i: float(np.median(ratio[i])), m, s
-    )
+
+    def ratio(i: np.ndarray) -> float:
+        return float(np.median(d_train[i])) / res.heldout_median
+
+    _with_interval(out, "memo_distance_ratio", res.distance_ratio, ratio, m, s)
     return out
 
 

@@ -384,9 +384,10 @@ class MemorisationResult:
     copy_fraction: float  # share of generated samples closer to train than q of held-out are
     expected_fraction: float  # q: what copy_fraction is for fresh draws of the real data
     threshold: float  # the q-quantile of held-out -> train nearest distances
-    median_ratio: float  # median over generated of d(train) / d(held-out), size-matched
-    per_sample_copy: np.ndarray  # (M,) bool
-    per_sample_ratio: np.ndarray  # (M,) float
+    distance_ratio: float  # median d(gen, train) / median d(held-out, train)
+    heldout_median: float  # median d(held-out, train): the typical distance of unseen data
+    train_distance: np.ndarray  # (M,) each generated sample's nearest-train distance
+    heldout_distance: np.ndarray  # (M,) each generated sample's nearest-held-out distance
 
 
 def memorisation(
@@ -394,17 +395,17 @@ def memorisation(
     feats_train: np.ndarray,
     feats_heldout: np.ndarray,
     quantile: float = 0.05,
-    seed: int = 0,
 ) -> MemorisationResult:
-    """Compare each generated sample's nearest-train distance with unseen real data.
+    """Compare each generated sample's nearest-train distance with that of unseen real data.
 
-    ``copy_fraction``: held-out real images are fresh draws that the generator never saw, so
-    their nearest-train distances show how close a new image typically comes to the training
-    set. A generated sample nearer to train than the ``quantile`` of those distances counts as
-    a likely copy; a non-memorising generator gives about ``quantile``.
-    ``median_ratio``: d(nearest train) / d(nearest held-out) per generated sample, with train
-    subsampled (seeded) to the held-out size so both sets are equally dense; about 1 means no
-    preference for training images, well below 1 means memorisation.
+    Held-out real images are fresh draws the generator never saw, so their nearest-train
+    distances show how close a new image typically comes to the training set.
+    ``copy_fraction``: generated samples nearer to train than the ``quantile`` of those
+    distances count as likely copies; a non-memorising generator gives about ``quantile``.
+    ``distance_ratio``: the median generated nearest-train distance over the held-out one;
+    about 1 for fresh samples, near 0 for copies, above 1 for samples off the data manifold.
+    Limitations: both are distances in the backbone's feature space, blind to copies that the
+    backbone maps far apart (e.g. flipped images).
     """
     feats_gen = _check_features("generated", feats_gen, 1)
     feats_train = _check_features("train", feats_train, 1)
@@ -413,20 +414,21 @@ def memorisation(
         raise ValueError(f"expected 0 < quantile < 1, got {quantile}")
 
     # Typical distance of an unseen real image to the training set.
-    threshold = float(np.quantile(nearest_distances(feats_heldout, feats_train), quantile))
+    heldout_to_train = nearest_distances(feats_heldout, feats_train)  # (H,)
+    threshold = float(np.quantile(heldout_to_train, quantile))
+    heldout_median = float(np.median(heldout_to_train))
+
     d_train = nearest_distances(feats_gen, feats_train)  # (M,)
-    copies = d_train < threshold
-
-    # Size-matched ratio: as many train rows as held-out rows.
-    rng = np.random.default_rng(seed)
-    size = min(len(feats_train), len(feats_heldout))
-    train_sub = feats_train[rng.choice(len(feats_train), size, replace=False)]
-    d_sub = nearest_distances(feats_gen, train_sub)
-    d_held = nearest_distances(feats_gen, feats_heldout)
-    ratio = d_sub / np.maximum(d_held, np.finfo(np.float64).tiny)
-
+    d_held = nearest_distances(feats_gen, feats_heldout)  # (M,)
+    ratio = float(np.median(d_train)) / max(heldout_median, np.finfo(np.float64).tiny)
     return MemorisationResult(
-        float(copies.mean()), quantile, threshold, float(np.median(ratio)), copies, ratio
+        copy_fraction=float((d_train < threshold).mean()),
+        expected_fraction=quantile,
+        threshold=threshold,
+        distance_ratio=ratio,
+        heldout_median=heldout_median,
+        train_distance=d_train,
+        heldout_distance=d_held,
     )
 
 
