@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import torch
 from pydantic import Field
+from threadpoolctl import threadpool_limits
 
 from pipeline import gan_metrics as gm
 from pipeline.backbones import Backbone, DomainBackbone, InceptionBackbone
@@ -51,6 +52,9 @@ class ScoreSettings:
     kid_subsets: int = 100
     memorisation_quantile: float = 0.05
     seed: int = 0
+    # BLAS threads while scoring: the matrices are small (D <= 2048), and threaded OpenBLAS
+    # on a busy 2-core machine ran FID 130x slower than one thread.
+    blas_threads: int = 1
 
     @classmethod
     def from_params(cls, params: GanEvalParams, seed: int) -> ScoreSettings:
@@ -292,7 +296,8 @@ def evaluate_generator(
         if min(len(data.feats_real), len(data.feats_gen), len(data.feats_train)) <= settings.k:
             log.warning("class %s: too few images to score (k=%d); skipped", name, settings.k)
             continue
-        scores = classes[name] = score_group(data, settings)
+        with threadpool_limits(limits=settings.blas_threads, user_api="blas"):
+            scores = classes[name] = score_group(data, settings)
         log.info(
             "%s: FID %.3f, 1-NN %.3f, precision %.3f, recall %.3f (N real %d, N gen %d)",
             *(name, scores["fid"], scores["one_nn_accuracy"], scores["precision"]),
