@@ -32,15 +32,86 @@ class MniParams(Section):
     slice_step: Annotated[int, Field(ge=1, le=20)]
     stride: Annotated[int, Field(ge=1, le=64)]
     slab_slices: Annotated[int, Field(ge=2, le=60)]
+    guard_slices: Annotated[int, Field(ge=0, le=20)]
     label_threshold: Annotated[float, Field(gt=0.5, le=1.0)]
 
 
+class IntensityParams(Section):
+    """Intensity policy: how file units map to float32 [0, 1]."""
+
+    policy: Literal["window", "percentile", "fixed", "native"]
+    window_centre: float | None  # window: file units (e.g. HU); null: the file's VOI window
+    window_width: Annotated[float, Field(gt=0)] | None
+    percentiles: tuple[float, float]  # percentile: (lo, hi) in [0, 100]
+    range: tuple[float, float] | None  # fixed: (lo, hi) file units, e.g. (20.0, 40.0) degC
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IntensityParams:
+        if (self.window_centre is None) != (self.window_width is None):
+            raise ValueError("set both window_centre and window_width, or neither (file VOI)")
+        lo, hi = self.percentiles
+        if not 0.0 <= lo < hi <= 100.0:
+            raise ValueError(f"percentiles must satisfy 0 <= lo < hi <= 100, got {lo}, {hi}")
+        if self.policy == "fixed" and (self.range is None or self.range[0] >= self.range[1]):
+            raise ValueError(f"policy fixed needs range [lo, hi] with lo < hi, got {self.range}")
+        return self
+
+
+class VolumeParams(Section):
+    """How NIfTI volumes become 2-D slices."""
+
+    slice_axis: Literal["axial", "coronal", "sagittal"]
+    slice_policy: Literal["all", "middle"]
+    slice_step: Annotated[int, Field(ge=1)]
+    four_d: Literal["all", "first", "index", "reject"]
+    volume_index: Annotated[int, Field(ge=0)]
+
+
+class FolderParams(Section):
+    """``data.folder``: where users' files are and how to turn them into images."""
+
+    root: str
+    layout: Literal["manifest", "folders", "medmnist"]
+    manifest: str | None  # manifest layout: CSV path under root
+    medmnist_file: str | None  # medmnist layout: .npz path under root
+    patient_from: Literal["dicom", "parent", "stem"]  # folders layout
+    formats: Annotated[list[Format], Field(min_length=1)]
+    class_names: list[str] | None  # class order; null: sorted folder names or labels
+    intensity: IntensityParams
+    volume: VolumeParams
+    target_size: Annotated[int, Field(ge=8, le=1024)]
+    aspect: Literal["stretch", "pad"]
+    channels: Literal[1, 3]
+    stop_on_error: bool
+    key_file: str | None  # null: read the key from $SCARCE_AUG_PSEUDONYM_KEY
+
+    @model_validator(mode="after")
+    def _layout_file(self) -> FolderParams:
+        if self.layout == "manifest" and not self.manifest:
+            raise ValueError("layout manifest needs manifest: <csv under root>")
+        if self.layout == "medmnist" and not self.medmnist_file:
+            raise ValueError("layout medmnist needs medmnist_file: <npz under root>")
+        return self
+
+
+Format = Literal["dicom", "nifti", "png", "tiff", "npy"]
+
+
 class DataParams(Section):
-    source: Literal["mni152"]
+    source: Literal["mni152", "folder"]
     val_fraction: Fraction
     test_fraction: Fraction
     minority_train_cap: Annotated[int, Field(ge=0)]
-    mni: MniParams
+    mni: MniParams | None
+    folder: FolderParams | None
+
+    @model_validator(mode="after")
+    def _source_has_its_section(self) -> DataParams:
+        if getattr(self, self.source) is None:
+            raise ValueError(
+                f"source is {self.source!r} but data.{self.source} is null; fill it in"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> DataParams:
@@ -77,6 +148,8 @@ class SynthParams(Section):
     ratio: Annotated[float, Field(gt=0.0, le=100.0)]
     classes: Literal["minority", "all_below_target"]
     grid_per_class: Annotated[int, Field(ge=1, le=256)]
+    min_confidence: Annotated[float, Field(ge=0.0, lt=1.0)]
+    max_draw_factor: Annotated[float, Field(ge=1.0, le=100.0)]
 
 
 class ClassifierParams(Section):
@@ -92,13 +165,30 @@ class AuditParams(Section):
     seeds: Annotated[list[int], Field(min_length=1)]
 
 
+class RuntimeParams(Section):
+    prefer_gpu: bool
+    cpu_threads: Annotated[int, Field(ge=0, le=256)]
+
+
 class Params(Section):
     seed: Annotated[int, Field(ge=0)]
+    runtime: RuntimeParams
     data: DataParams
     gan: GanParams
     synth: SynthParams
     classifier: ClassifierParams
     audit: AuditParams
+
+    @model_validator(mode="after")
+    def _arms_name_known_runs(self) -> Params:
+        for arm in self.audit.arms:
+            base, _, run = arm.partition(":")
+            if arm != "real" and not (base == "gan" and run in self.gan.runs):
+                raise ValueError(
+                    f"audit.arms: unknown arm {arm!r}; expected 'real' or 'gan:<run>' with "
+                    f"<run> one of {sorted(self.gan.runs)}"
+                )
+        return self
 
 
 def _format_error(err: dict[str, Any]) -> str:

@@ -234,3 +234,12 @@ def generate(
 
 def train_config_dict(cfg: TrainConfig) -> dict[str, Any]:
     return asdict(cfg)
+
+
+def config_from_params(gan: Any, run_name: str, seed: int) -> TrainConfig:
+    """Build the loop's config for one entry of ``gan.runs`` (``gan`` is a GanParams)."""
+    if run_name not in gan.runs:
+        raise ValueError(f"unknown GAN run {run_name!r}; gan.runs defines {sorted(gan.runs)}")
+    run = gan.runs[run_name]
+    shared = gan.model_dump(exclude={"runs"})
+    return TrainConfig(kind=run.kind, seed=seed, **shared)

@@ -63,7 +63,7 @@ def load_mni152() -> Volumes:
 
 
 def label_tissue(gm: np.ndarray, wm: np.ndarray, threshold: float) -> np.ndarray:
-    """Tissue label per voxel: 0 grey, 1 white, 2 CSF/other, -1 ambiguous (no class above threshold)."""
+    """Tissue label per voxel: 0 grey, 1 white, 2 CSF/other, -1 ambiguous (none above threshold)."""
     other = np.clip(1.0 - gm - wm, 0.0, 1.0)
     labels = np.full(gm.shape, -1, dtype=np.int64)
     labels[gm > threshold] = 0
@@ -128,7 +128,7 @@ def assign_slabs(
 
 
 def cap_class(labels: np.ndarray, cls: int, cap: int, seed: int) -> np.ndarray:
-    """Boolean mask keeping every sample except a seeded random excess of class ``cls`` over ``cap``."""
+    """Mask (N,) keeping every sample but a seeded random excess of class ``cls`` over ``cap``."""
     keep = np.ones(len(labels), dtype=bool)
     idx = np.flatnonzero(labels == cls)
     if len(idx) > cap:
