@@ -15,6 +15,7 @@ import numpy as np
 import yaml
 
 from pipeline.backbones import DomainBackbone
+from pipeline.config import Params, params_from_dict
 from pipeline.gan_eval import (
     GanEvalParams,
     ScoreSettings,
@@ -32,44 +33,53 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--run", required=True, help="GAN run name, a key of gan.runs")
-    parser.add_argument("--generator", required=True, help="models/<run>/generator.pt")
-    parser.add_argument("--train", default="data/prepared/train.npz")
-    parser.add_argument("--val", default="data/prepared/val.npz")
-    parser.add_argument("--reference", default="models/reference/classifier.pt")
-    parser.add_argument("--out", required=True, help="metrics/gan_<run>.json")
+    parser.add_argument("--generator", type=Path, required=True, help="models/gan/<run>/...pt")
+    parser.add_argument("--train", type=Path, default=Path("data/prepared/train.npz"))
+    parser.add_argument("--val", type=Path, default=Path("data/prepared/val.npz"))
+    parser.add_argument("--reference", type=Path, default=Path("models/reference/classifier.pt"))
+    parser.add_argument("--out", type=Path, required=True, help="metrics/gan_<run>.json")
     return parser.parse_args(argv)
 
 
-def load_section(path: str) -> tuple[GanEvalParams, int]:
-    # Until config.Params carries evaluate_gan, read and validate the section on its own.
+def load_section(path: str) -> tuple[Params, GanEvalParams]:
+    """All params plus the evaluate_gan section.
+
+    Until config.Params carries ``evaluate_gan``, the section is validated on its own and
+    the rest through ``params_from_dict``; once it does, Params validates both.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"params file not found: {path}; pass --params")
     raw = yaml.safe_load(Path(path).read_text())
-    if "evaluate_gan" not in raw or "seed" not in raw:
-        raise KeyError(f"{path}: expected keys 'seed' and 'evaluate_gan'; add them")
-    return GanEvalParams.model_validate(raw["evaluate_gan"]), int(raw["seed"])
+    if "evaluate_gan" in Params.model_fields:
+        params = params_from_dict(raw, origin=path)
+        return params, params.evaluate_gan
+    if "evaluate_gan" not in raw:
+        raise KeyError(f"{path}: missing section evaluate_gan; add it (see GanEvalParams)")
+    section = GanEvalParams.model_validate(raw.pop("evaluate_gan"))
+    return params_from_dict(raw, origin=path), section
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()
-    params, seed = load_section(args.params)
-    seed_everything(seed)
-    device = select_device()
-    log.info("run %s, params %s, seed %d, device %s", args.run, params.model_dump(), seed, device)
+    params, section = load_section(args.params)
+    seed_everything(params.seed)
+    device = select_device(params.runtime.prefer_gpu, params.runtime.cpu_threads)
+    log.info("run %s on %s (seed %d): %s", args.run, device, params.seed, section.model_dump())
 
     # Real images: val for scoring, train for the memorisation check only.
     train, val = load_split(args.train), load_split(args.val)
-    log.info(
-        "val %s per class, train %s, images %s", val.counts(), train.counts(), val.images.shape
-    )
+    shape = val.images.shape
+    log.info("val %s per class, train %s, images %s", val.counts(), train.counts(), shape)
 
     # The same number of samples of every class, from a fixed seed.
     gen, _ = load_generator(args.generator, device)
-    gen_labels = np.repeat(np.arange(val.num_classes), params.samples_per_class)
-    gen_imgs = generate(gen, gen_labels, seed, device)  # (M, C, H, W) float32 [0, 1]
+    gen_labels = np.repeat(np.arange(val.num_classes), section.samples_per_class)
+    gen_imgs = generate(gen, gen_labels, params.seed, device)  # (M, C, H, W) float32 [0, 1]
 
     domain = DomainBackbone.from_checkpoint(args.reference, device)
-    domain.batch_size = params.batch_size
-    features = build_feature_backbone(params.backbone, domain, device)
+    domain.batch_size = section.batch_size
+    features = build_feature_backbone(section.backbone, domain, device)
     result = evaluate_generator(
         gen_imgs=gen_imgs,
         gen_labels=gen_labels,
@@ -80,13 +90,17 @@ def main(argv: list[str] | None = None) -> int:
         class_names=val.class_names,
         domain=domain,
         features=features,
-        settings=ScoreSettings.from_params(params, seed),
+        settings=ScoreSettings.from_params(section, params.seed),
     )
 
-    result = {"run": args.run, "n_generated_per_class": params.samples_per_class, **result}
-    result["params"] = params.model_dump()
-    write_json(args.out, result)
-    log.info("wrote %s (overall FID %s)", args.out, result["classes"].get("all", {}).get("fid"))
+    # Provenance first, then the resolved section, then the scores.
+    header = {"run": args.run, "generator": str(args.generator), "seed": params.seed}
+    header["n_generated_per_class"] = section.samples_per_class
+    write_json(args.out, {**header, **result, "params": section.model_dump()})
+    overall = result["classes"].get("all", {})
+    log.info(
+        "wrote %s: FID %s, 1-NN %s", args.out, overall.get("fid"), overall.get("one_nn_accuracy")
+    )
     return 0
 
 

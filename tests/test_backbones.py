@@ -7,30 +7,10 @@ import importlib.util
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from pipeline import backbones
 from pipeline.backbones import INCEPTION_INSTALL, DomainBackbone, InceptionBackbone
-
-
-class StandInCNN(nn.Module):
-    """SmallCNN's contract: features(x) -> (B, F) and forward -> logits, on [0, 1] images."""
-
-    def __init__(self, num_classes: int = 3, width: int = 4) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(1, width, 3, padding=1),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(2),
-            nn.Flatten(),
-        )
-        self.head = nn.Linear(4 * width, num_classes)
-
-    def features(self, imgs: torch.Tensor) -> torch.Tensor:
-        return self.body(imgs * 2 - 1)
-
-    def forward(self, imgs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(imgs))
+from pipeline.classifier import SmallCNN, save_classifier
 
 
 def _imgs(n: int, size: int = 16, seed: int = 0) -> np.ndarray:
@@ -40,7 +20,7 @@ def _imgs(n: int, size: int = 16, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def domain() -> DomainBackbone:
     torch.manual_seed(0)
-    return DomainBackbone(StandInCNN(), torch.device("cpu"), batch_size=7)
+    return DomainBackbone(SmallCNN(1, 3, 4), torch.device("cpu"), batch_size=7)
 
 
 def test_domain_features_and_probs_match_the_model(domain):
@@ -54,6 +34,23 @@ def test_domain_features_and_probs_match_the_model(domain):
     np.testing.assert_allclose(feats, feats_ref, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(probs, probs_ref, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_domain_backbone_loads_the_saved_reference_classifier(tmp_path):
+    torch.manual_seed(1)
+    model = SmallCNN(1, 3, 4).eval()
+    save_classifier(tmp_path / "ref.pt", model, {"seed": 1})
+    loaded = DomainBackbone.from_checkpoint(tmp_path / "ref.pt", torch.device("cpu"))
+    imgs = _imgs(5)
+    with torch.no_grad():
+        expected = model.features(torch.from_numpy(imgs)).double().numpy()
+    np.testing.assert_allclose(loaded.features(imgs), expected, rtol=1e-6, atol=1e-7)
+    assert loaded.describe()["weights"] == str(tmp_path / "ref.pt")
+
+
+def test_domain_backbone_names_the_missing_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run the train_reference stage"):
+        DomainBackbone.from_checkpoint(tmp_path / "missing.pt", torch.device("cpu"))
 
 
 def test_domain_describe_records_backbone_and_preprocessing(domain):

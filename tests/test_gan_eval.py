@@ -12,12 +12,13 @@ from pydantic import ValidationError
 
 from pipeline import gan_metrics as gm
 from pipeline.backbones import DomainBackbone
+from pipeline.classifier import SmallCNN, save_classifier
 from pipeline.gan_eval import GanEvalParams, ScoreSettings, evaluate_generator
 from pipeline.gan_train import save_generator
 from pipeline.io import Split, image_hashes, save_split, write_json
 from pipeline.nets import Generator, init_weights
 from stages import evaluate_gan
-from tests.test_backbones import StandInCNN
+from tests.conftest import DATA
 
 CLASSES = ("grey", "white", "csf_other")
 SETTINGS = ScoreSettings(k=3, bootstrap=20, kid_subset_size=50, kid_subsets=5, seed=0)
@@ -45,7 +46,7 @@ def _images(counts: list[int], size: int, seed: int) -> tuple[np.ndarray, np.nda
 @pytest.fixture(scope="module")
 def domain() -> DomainBackbone:
     torch.manual_seed(0)
-    return DomainBackbone(StandInCNN(num_classes=3), torch.device("cpu"))
+    return DomainBackbone(SmallCNN(1, 3, 4), torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -131,27 +132,22 @@ def _write_split(path, counts, seed):
     save_split(path, Split(imgs, labels, groups, image_hashes(imgs), CLASSES))
 
 
-def test_stage_writes_metrics_for_every_class(tmp_path, monkeypatch, domain):
-    # Tiny splits, a random generator and a stand-in reference classifier.
+def test_stage_writes_metrics_for_every_class(tmp_path):
+    # Tiny splits, a random generator and a random reference classifier on the smoke params.
     _write_split(tmp_path / "train.npz", [20, 20, 10], seed=1)
     _write_split(tmp_path / "val.npz", [12, 12, 8], seed=2)
     torch.manual_seed(0)
     gen = Generator(latent_dim=8, num_classes=3, channels=1, image_size=16, width=4)
     gen.apply(init_weights)
     save_generator(tmp_path / "generator.pt", gen.eval(), {"kind": "acgan"})
-    monkeypatch.setattr(DomainBackbone, "from_checkpoint", classmethod(lambda cls, p, d: domain))
+    save_classifier(tmp_path / "ref.pt", SmallCNN(1, 3, 4).eval(), {})
+    raw = yaml.safe_load((DATA / "params_smoke.yaml").read_text())
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"seed": 0, "evaluate_gan": PARAMS}))
+    params.write_text(yaml.safe_dump(raw | {"evaluate_gan": PARAMS}))
 
     out = tmp_path / "metrics" / "gan_acgan.json"
-    argv = [
-        "--params",
-        str(params),
-        "--run",
-        "acgan",
-        "--generator",
-        str(tmp_path / "generator.pt"),
-    ]
+    argv = ["--params", str(params), "--run", "acgan"]
+    argv += ["--generator", str(tmp_path / "generator.pt")]
     argv += ["--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz")]
     argv += ["--reference", str(tmp_path / "ref.pt"), "--out", str(out)]
     assert evaluate_gan.main(argv) == 0
@@ -160,4 +156,5 @@ def test_stage_writes_metrics_for_every_class(tmp_path, monkeypatch, domain):
     assert result["run"] == "acgan" and result["params"]["k"] == 3
     assert set(result["classes"]) == {*CLASSES, "all"}
     assert result["classes"]["all"]["n_gen"] == 36
+    assert result["feature_weights"] == str(tmp_path / "ref.pt")
     assert np.isfinite(result["classes"]["all"]["fid"])
