@@ -13,7 +13,12 @@ from pydantic import ValidationError
 from pipeline import gan_metrics as gm
 from pipeline.backbones import DomainBackbone
 from pipeline.classifier import SmallCNN, save_classifier
-from pipeline.gan_eval import GanEvalParams, ScoreSettings, evaluate_generator
+from pipeline.gan_eval import (
+    GanEvalParams,
+    ScoreSettings,
+    build_feature_backbone,
+    evaluate_generator,
+)
 from pipeline.gan_train import save_generator
 from pipeline.io import Split, image_hashes, save_split, write_json
 from pipeline.nets import Generator, init_weights
@@ -158,3 +163,8 @@ def test_stage_writes_metrics_for_every_class(tmp_path):
     assert result["classes"]["all"]["n_gen"] == 36
     assert result["feature_weights"] == str(tmp_path / "ref.pt")
     assert np.isfinite(result["classes"]["all"]["fid"])
+
+
+def test_unknown_backbone_lists_the_valid_ones(domain):
+    with pytest.raises(ValueError, match=r"unknown backbone 'clip'; expected one of \['domain'"):
+        build_feature_backbone("clip", domain, torch.device("cpu"))
