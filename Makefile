@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# albumentations asks PyPI for a newer version on import; nothing may go online at run time.
+export NO_ALBUMENTATIONS_UPDATE := 1
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench clean-venv

@@ -22,13 +22,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
 
 from pipeline.augment import Augmenter, AugmentSpec
-from pipeline.config import Section
+from pipeline.config import GAN_ARM_KINDS, AuditParams
 from pipeline.io import Split
 
 log = logging.getLogger(__name__)
@@ -176,7 +174,7 @@ KINDS: dict[str, PrepareFn] = {
     "gan": _gan,
     "gan_classic": _gan,
 }
-GAN_KINDS = ("gan", "gan_classic")
+GAN_KINDS = GAN_ARM_KINDS
 
 
 @dataclass(frozen=True)
@@ -251,68 +249,11 @@ def arm_label(arm: Arm, ratio: float, ratios: list[float]) -> str:
     return arm.name
 
 
-# ---------------------------------------------------------------- params
-
-
-class AugmentParams(Section):
-    """The ``audit.augment`` section; see AugmentSpec for what each value does."""
-
-    hflip_p: Annotated[float, Field(ge=0.0, le=1.0)]
-    vflip_p: Annotated[float, Field(ge=0.0, le=1.0)]
-    affine_p: Annotated[float, Field(ge=0.0, le=1.0)]
-    rotate_deg: Annotated[float, Field(ge=0.0, le=45.0)]
-    scale: Annotated[float, Field(ge=0.0, le=0.5)]
-    translate: Annotated[float, Field(ge=0.0, le=0.3)]
-    intensity_p: Annotated[float, Field(ge=0.0, le=1.0)]
-    brightness: Annotated[float, Field(ge=0.0, le=0.5)]
-    contrast: Annotated[float, Field(ge=0.0, le=0.5)]
-    gamma: Annotated[float, Field(ge=0.0, le=0.9)]
-
-    def to_spec(self) -> AugmentSpec:
-        return AugmentSpec(**self.model_dump())
-
-
-class AuditParams(Section):
-    """The ``audit`` section of params.yaml."""
-
-    arms: Annotated[list[str], Field(min_length=1)]
-    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
-    ratios: Annotated[list[Annotated[float, Field(gt=0.0, le=100.0)]], Field(min_length=1)]
-    minority: Literal["minority", "all_below_majority"]
-    oversample_to: Literal["majority", "ratio"]
-    verdict_metric: Literal["minority_recall", "balanced_accuracy", "macro_f1", "auroc"]
-    n_boot: Annotated[int, Field(ge=100, le=100_000)]
-    alpha: Annotated[float, Field(gt=0.0, lt=0.5)]
-    bootstrap_seed: Annotated[int, Field(ge=0)]
-    augment: AugmentParams
-
-    @field_validator("arms")
-    @classmethod
-    def _known_arms(cls, arms: list[str]) -> list[str]:
-        for name in arms:
-            parse_arm(name)
-        if BASELINE not in arms:
-            raise ValueError(
-                f"expected {BASELINE!r} among the arms, got {arms}; it is the baseline"
-            )
-        if len(set(arms)) != len(arms):
-            raise ValueError(f"expected distinct arms, got {arms}")
-        return arms
-
-    @model_validator(mode="after")
-    def _distinct_seeds(self) -> AuditParams:
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"expected distinct seeds, got {self.seeds}")
-        return self
-
-    def to_arms(self) -> list[Arm]:
-        """The configured arms, in params order."""
-        settings = {
-            "minority": self.minority,
-            "oversample_to": self.oversample_to,
-            "augment_spec": self.augment.to_spec(),
-        }
-        return [parse_arm(name, **settings) for name in self.arms]
+def arms_from_params(audit: AuditParams) -> list[Arm]:
+    """The configured arms of the ``audit`` section, in params order."""
+    spec = AugmentSpec(**audit.augment.model_dump())
+    settings = {"minority": audit.minority, "oversample_to": audit.oversample_to}
+    return [parse_arm(name, augment_spec=spec, **settings) for name in audit.arms]
 
 
 def check_gan_runs(arms: list[Arm], runs: list[str]) -> None:

@@ -11,9 +11,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 GAN_KINDS = ("acgan",)
+# Arms of the downstream audit; gan arms name a run of gan.runs as "gan:<run>".
+ARM_KINDS = ("real", "classic", "oversample", "class_weight")
+GAN_ARM_KINDS = ("gan", "gan_classic")
 
 
 class ParamsError(ValueError):
@@ -107,10 +117,9 @@ class DataParams(Section):
 
     @model_validator(mode="after")
     def _source_has_its_section(self) -> DataParams:
-        if getattr(self, self.source) is None:
-            raise ValueError(
-                f"source is {self.source!r} but data.{self.source} is null; fill it in"
-            )
+        section = {"mni152": "mni", "folder": "folder"}[self.source]
+        if getattr(self, section) is None:
+            raise ValueError(f"source is {self.source!r} but data.{section} is null; fill it in")
         return self
 
     @model_validator(mode="after")
@@ -160,9 +169,56 @@ class ClassifierParams(Section):
     weight_decay: Annotated[float, Field(ge=0.0)]
 
 
+class AugmentParams(Section):
+    """The ``audit.augment`` section; see AugmentSpec for what each value does."""
+
+    hflip_p: Annotated[float, Field(ge=0.0, le=1.0)]
+    vflip_p: Annotated[float, Field(ge=0.0, le=1.0)]
+    affine_p: Annotated[float, Field(ge=0.0, le=1.0)]
+    rotate_deg: Annotated[float, Field(ge=0.0, le=45.0)]
+    scale: Annotated[float, Field(ge=0.0, le=0.5)]
+    translate: Annotated[float, Field(ge=0.0, le=0.3)]
+    intensity_p: Annotated[float, Field(ge=0.0, le=1.0)]
+    brightness: Annotated[float, Field(ge=0.0, le=0.5)]
+    contrast: Annotated[float, Field(ge=0.0, le=0.5)]
+    gamma: Annotated[float, Field(ge=0.0, le=0.9)]
+
+
 class AuditParams(Section):
+    """The ``audit`` section of params.yaml."""
+
     arms: Annotated[list[str], Field(min_length=1)]
-    seeds: Annotated[list[int], Field(min_length=1)]
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    ratios: Annotated[list[Annotated[float, Field(gt=0.0, le=100.0)]], Field(min_length=1)]
+    minority: Literal["minority", "all_below_majority"]
+    oversample_to: Literal["majority", "ratio"]
+    verdict_metric: Literal["minority_recall", "balanced_accuracy", "macro_f1", "auroc"]
+    n_boot: Annotated[int, Field(ge=100, le=100_000)]
+    alpha: Annotated[float, Field(gt=0.0, lt=0.5)]
+    bootstrap_seed: Annotated[int, Field(ge=0)]
+    augment: AugmentParams
+
+    @field_validator("arms")
+    @classmethod
+    def _known_arms(cls, arms: list[str]) -> list[str]:
+        for name in arms:
+            kind, _, run = name.partition(":")
+            if kind not in ARM_KINDS + GAN_ARM_KINDS or (kind in GAN_ARM_KINDS) != bool(run):
+                valid = [*ARM_KINDS, *(f"{k}:<run>" for k in GAN_ARM_KINDS)]
+                raise ValueError(f"unknown arm {name!r}; expected one of {valid}")
+        if "real" not in arms:
+            raise ValueError(
+                f"expected 'real' among the arms, got {arms}; it is the baseline"
+            )
+        if len(set(arms)) != len(arms):
+            raise ValueError(f"expected distinct arms, got {arms}")
+        return arms
+
+    @model_validator(mode="after")
+    def _distinct_seeds(self) -> AuditParams:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"expected distinct seeds, got {self.seeds}")
+        return self
 
 
 class RuntimeParams(Section):
@@ -182,11 +238,11 @@ class Params(Section):
     @model_validator(mode="after")
     def _arms_name_known_runs(self) -> Params:
         for arm in self.audit.arms:
-            base, _, run = arm.partition(":")
-            if arm != "real" and not (base == "gan" and run in self.gan.runs):
+            _, _, run = arm.partition(":")
+            if run and run not in self.gan.runs:
                 raise ValueError(
-                    f"audit.arms: unknown arm {arm!r}; expected 'real' or 'gan:<run>' with "
-                    f"<run> one of {sorted(self.gan.runs)}"
+                    f"audit.arms: arm {arm!r} names GAN run {run!r}, which gan.runs does not "
+                    f"define; expected one of {sorted(self.gan.runs)}"
                 )
         return self
 

@@ -1,4 +1,10 @@
-"""Stage evaluate: per-arm test scores and the gain of each GAN arm over real only."""
+"""Stage evaluate: the audit's statistics on held-out patients, after a leakage check.
+
+Every arm's test scores get a bootstrap interval over test patients (groups), and every arm a
+paired gain over real only and over the best classical arm, with a verdict sentence. The full
+result goes to ``reports/audit.json``; a compact table (balanced accuracy and minority recall
+first, never a gain in plain accuracy) goes to the ``dvc metrics`` file.
+"""
 
 from __future__ import annotations
 
@@ -7,58 +13,93 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from pipeline.io import write_json
-from pipeline.metrics import classification_report
-from pipeline.runtime import configure_logging
+from pipeline.arms import verdict_metric_key
+from pipeline.audit_stats import assert_no_leakage, audit_arms
+from pipeline.io import load_split, write_json
+from pipeline.runtime import start_stage
 
 log = logging.getLogger("stages.evaluate")
+HEADLINE = ("balanced_accuracy", "minority_recall", "macro_f1", "auroc")
 
 
-def arm_scores(probs: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -> dict:
-    """Mean over seeds of each score, for one arm's test probabilities (S, N, K)."""
-    reports = [classification_report(labels, p.argmax(axis=1), class_names) for p in probs]
-    minority = class_names[int(np.argmin(np.bincount(labels, minlength=len(class_names))))]
-    return {
-        "balanced_accuracy": float(np.mean([r["balanced_accuracy"] for r in reports])),
-        "minority_recall": float(np.mean([r["recall"][minority] for r in reports])),
-        "macro_f1": float(np.mean([r["macro_f1"] for r in reports])),
-        "recall": {c: float(np.mean([r["recall"][c] for r in reports])) for c in class_names},
-        "accuracy": float(np.mean([r["accuracy"] for r in reports])),
-        "seeds": len(reports),
-        "n_test": int(len(labels)),
-    }
+def check_leakage(gan_dir: Path, runs: list[str], test_hashes: np.ndarray) -> dict:
+    """Refuse to go on if any test image was in a GAN's training set; return the counts."""
+    counts = {}
+    for run in runs:
+        path = gan_dir / run / "generator.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"generator not found: {path}; run the train_gan stage")
+        seen = torch.load(path, map_location="cpu", weights_only=True)["meta"]["train_hashes"]
+        assert_no_leakage(test_hashes, np.asarray(seen))
+        counts[run] = {"n_test": len(test_hashes), "n_gan_train": len(seen), "overlap": 0}
+    return counts
+
+
+def headline(audit: dict, minority_key: str) -> dict:
+    """Flat per-arm numbers for ``dvc metrics show``: value, interval, gain over real."""
+    table = {}
+    for arm, res in audit["arms"].items():
+        row = {}
+        for name in HEADLINE:
+            key = minority_key if name == "minority_recall" else name
+            m = res["metrics"][key]
+            row |= {name: m["point"], f"{name}_lo": m["lo"], f"{name}_hi": m["hi"]}
+        for name in ("balanced_accuracy", "minority_recall"):
+            gain = res.get("vs_baseline", {}).get(
+                minority_key if name == "minority_recall" else name
+            )
+            if gain is not None and arm != audit["baseline"]:
+                row |= {
+                    f"gain_{name}": gain["diff"],
+                    f"gain_{name}_lo": gain["lo"],
+                    f"gain_{name}_hi": gain["hi"],
+                }
+        table[arm] = row
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--predictions", type=Path, default=Path("data/predictions/test.npz"))
-    parser.add_argument("--out", type=Path, default=Path("metrics/classifier.json"))
+    parser.add_argument("--train", type=Path, default=Path("data/prepared/train.npz"))
+    parser.add_argument("--gan-dir", type=Path, default=Path("models/gan"))
+    parser.add_argument("--audit", type=Path, default=Path("reports/audit.json"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/classifier.json"))
     args = parser.parse_args(argv)
-    configure_logging()
+    params, _ = start_stage(args.params, "evaluate")
+    audit_params = params.audit
 
     with np.load(args.predictions) as npz:
-        probs, arms, labels = npz["probs"], npz["arms"].tolist(), npz["labels"]
-        class_names = tuple(npz["class_names"].tolist())
-    scores = {arm: arm_scores(probs[a], labels, class_names) for a, arm in enumerate(arms)}
+        probs, labels, groups = npz["probs"], npz["labels"], npz["groups"]
+        arms, classical = npz["arms"].tolist(), npz["classical"]
+        hashes, class_names = npz["hashes"], npz["class_names"].tolist()
+    leakage = check_leakage(args.gan_dir, sorted(params.gan.runs), hashes)
 
-    # Gains lead with balanced accuracy and minority recall, never plain accuracy.
-    gains = {
-        arm: {
-            key: scores[arm][key] - scores["real"][key]
-            for key in ("balanced_accuracy", "minority_recall", "macro_f1")
-        }
-        for arm in arms
-        if arm != "real" and "real" in scores
-    }
-    write_json(args.out, {"arms": scores, "gain_over_real": gains})
-    for arm, s in scores.items():
-        log.info(
-            "%s: balanced accuracy %.3f, minority recall %.3f",
-            arm,
-            s["balanced_accuracy"],
-            s["minority_recall"],
-        )
+    # Minority = the class with the fewest real training images.
+    train_counts = load_split(args.train).counts()
+    metric, label = verdict_metric_key(audit_params.verdict_metric, train_counts, class_names)
+    minority_key, _ = verdict_metric_key("minority_recall", train_counts, class_names)
+    audit = audit_arms(
+        labels,
+        groups,
+        {arm: (probs[a].argmax(-1), probs[a]) for a, arm in enumerate(arms)},
+        len(class_names),
+        metric,
+        label,
+        audit_params.n_boot,
+        audit_params.bootstrap_seed,
+        audit_params.alpha,
+        classical=tuple(a for a, c in zip(arms, classical, strict=True) if c),
+    )
+    audit["leakage"] = leakage
+    audit["class_names"] = class_names
+    write_json(args.audit, audit)
+    write_json(args.metrics, headline(audit, minority_key))
+    for res in audit["arms"].values():
+        log.info("%s", res["verdict"])
     return 0
 
 

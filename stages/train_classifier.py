@@ -1,7 +1,8 @@
-"""Stage train_classifier: the downstream CNN per arm and seed, selected on val, run on test.
+"""Stage train_classifier: the downstream CNN for every arm, ratio and seed, scored on test.
 
-Arms: ``real`` (the real training split alone) and ``gan:<run>`` (real plus that run's synthetic
-samples). Test predictions of every arm and seed go into one ``.npz`` for the evaluate stage.
+Each arm (see pipeline/arms.py) builds its training set from the same real split; every model is
+selected on val and run once on test. All test probabilities go into one ``.npz`` for the
+evaluate stage: ``probs`` (L, S, N, K) for L arm labels ('gan:acgan@2' in a ratio sweep).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.arms import arm_label, arms_from_params
 from pipeline.classifier import ClassifierConfig, predict_proba, train_classifier
 from pipeline.io import load_split, write_npz
 from pipeline.runtime import start_stage
@@ -19,15 +21,12 @@ from pipeline.runtime import start_stage
 log = logging.getLogger("stages.train_classifier")
 
 
-def arm_training_set(arm: str, train, synthetic_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, C, H, W) float32 [0, 1] and labels (N,) an arm trains on."""
-    if arm == "real":
-        return train.images, train.labels
-    run = arm.removeprefix("gan:")
-    with np.load(synthetic_dir / f"{run}.npz") as syn:
-        imgs = np.concatenate([train.images, syn["images"]])
-        labels = np.concatenate([train.labels, syn["labels"]])
-    return imgs, labels
+def load_synthetic(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A GAN run's synthetic images (M, C, H, W) float32 [0, 1] and labels (M,)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"synthetic set not found: {path}; run the synthesize stage")
+    with np.load(path) as npz:
+        return npz["images"], npz["labels"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,35 +37,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("data/predictions/test.npz"))
     args = parser.parse_args(argv)
     params, device = start_stage(args.params, "train_classifier")
+    audit = params.audit
 
     train, val, test = (load_split(args.prepared / f"{s}.npz") for s in ("train", "val", "test"))
     cfg = ClassifierConfig(**params.classifier.model_dump())
-    arms, seeds = params.audit.arms, params.audit.seeds
-    probs = np.zeros((len(arms), len(seeds), len(test.labels), test.num_classes))
-    for a, arm in enumerate(arms):
-        imgs, labels = arm_training_set(arm, train, args.synthetic_dir)
-        for s, seed in enumerate(seeds):
+
+    # One (arm, ratio) job per label; arms that ignore the ratio run once.
+    jobs = []
+    for arm in arms_from_params(audit):
+        for ratio in audit.ratios if arm.uses_ratio else audit.ratios[:1]:
+            jobs.append((arm_label(arm, ratio, audit.ratios), arm, ratio))
+
+    probs = np.zeros((len(jobs), len(audit.seeds), len(test.labels), test.num_classes))
+    for j, (label, arm, ratio) in enumerate(jobs):
+        synthetic = load_synthetic(args.synthetic_dir / f"{arm.run}.npz") if arm.run else None
+        for s, seed in enumerate(audit.seeds):
+            # The same seed draws the arm's extra images and initialises the network.
+            data = arm.prepare(train, synthetic, ratio, np.random.default_rng(seed))
             result = train_classifier(
-                imgs,
-                labels,
+                data.images,
+                data.labels,
                 val.images,
                 val.labels,
                 train.num_classes,
                 cfg,
                 seed,
                 device,
-                desc=f"{arm} seed {seed}",
+                class_weights=data.class_weights,
+                augment=data.augment,
+                desc=f"{label} seed {seed}",
             )
-            # Scored once on test, with the epoch chosen on val.
-            probs[a, s] = predict_proba(result.model, test.images, device)
+            probs[j, s] = predict_proba(result.model, test.images, device)
 
     write_npz(
         args.out,
         probs=probs,
-        arms=np.array(arms),
-        seeds=np.array(seeds),
+        arms=np.array([label for label, _, _ in jobs]),
+        classical=np.array([arm.is_classical for _, arm, _ in jobs]),
+        seeds=np.array(audit.seeds),
         labels=test.labels,
         groups=test.groups,
+        hashes=test.hashes,
         class_names=np.array(test.class_names),
     )
     return 0

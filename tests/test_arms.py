@@ -9,6 +9,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from pipeline.arms import (
     AuditParams,
+    arms_from_params,
     check_gan_runs,
     inverse_frequency_weights,
     minority_classes,
@@ -154,7 +155,7 @@ AUDIT = {
 
 
 def test_audit_params_build_arms_and_reject_bad_values():
-    arms = AuditParams.model_validate(AUDIT).to_arms()
+    arms = arms_from_params(AuditParams.model_validate(AUDIT))
     assert [a.kind for a in arms][-2:] == ["gan", "gan_classic"]
     check_gan_runs(arms, ["acgan", "d2gan"])
     with pytest.raises(ValueError, match=r"GAN runs \['acgan'\] are not in gan.runs"):

@@ -55,7 +55,7 @@ def test_unknown_gan_kind_lists_valid_kinds(raw):
 
 def test_arm_must_name_a_gan_run(raw):
     raw["audit"]["arms"] = ["real", "gan:nope"]
-    with pytest.raises(ParamsError, match="unknown arm 'gan:nope'"):
+    with pytest.raises(ParamsError, match="names GAN run 'nope'"):
         params_from_dict(raw)
 
 

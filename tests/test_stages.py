@@ -10,98 +10,42 @@ import numpy as np
 import pytest
 
 from pipeline.io import load_split
-from stages import evaluate, ingest, synthesize, train_classifier, train_gan, train_reference
+from stages import (
+    evaluate,
+    ingest,
+    report,
+    synthesize,
+    train_classifier,
+    train_gan,
+    train_reference,
+)
 from tests.conftest import DATA
 
 
 def run_pipeline(root: Path) -> Path:
     """Run the stages as dvc.yaml wires them, with paths under ``root``; return ``root``."""
-    params = root / "params.yaml"
-    shutil.copy(DATA / "params_smoke.yaml", params)
-    p, prep = str(params), root / "data/prepared"
-    assert ingest.main(["--params", p, "--out-dir", str(prep)]) == 0
-    assert (
-        train_reference.main(
-            [
-                "--params",
-                p,
-                "--train",
-                str(prep / "train.npz"),
-                "--val",
-                str(prep / "val.npz"),
-                "--out",
-                str(root / "models/reference/classifier.pt"),
-                "--metrics",
-                str(root / "metrics/reference.json"),
-            ]
-        )
-        == 0
-    )
-    run = "acgan"
-    assert (
-        train_gan.main(
-            [
-                "--params",
-                p,
-                "--run",
-                run,
-                "--train",
-                str(prep / "train.npz"),
-                "--out",
-                str(root / f"models/gan/{run}/generator.pt"),
-                "--curve",
-                str(root / f"plots/gan/{run}.csv"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        synthesize.main(
-            [
-                "--params",
-                p,
-                "--run",
-                run,
-                "--generator",
-                str(root / f"models/gan/{run}/generator.pt"),
-                "--train",
-                str(prep / "train.npz"),
-                "--reference",
-                str(root / "models/reference/classifier.pt"),
-                "--out",
-                str(root / f"data/synthetic/{run}.npz"),
-                "--samples-dir",
-                str(root / f"reports/samples/{run}"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        train_classifier.main(
-            [
-                "--params",
-                p,
-                "--prepared",
-                str(prep),
-                "--synthetic-dir",
-                str(root / "data/synthetic"),
-                "--out",
-                str(root / "data/predictions/test.npz"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        evaluate.main(
-            [
-                "--predictions",
-                str(root / "data/predictions/test.npz"),
-                "--out",
-                str(root / "metrics/classifier.json"),
-            ]
-        )
-        == 0
-    )
+    shutil.copy(DATA / "params_smoke.yaml", root / "params.yaml")
+    prep, run = root / "data/prepared", "acgan"
+    gen, ref = root / f"models/gan/{run}/generator.pt", root / "models/reference/classifier.pt"
+    steps = {
+        ingest: f"--out-dir {prep}",
+        train_reference: f"--train {prep}/train.npz --val {prep}/val.npz --out {ref} "
+        f"--metrics {root}/metrics/reference.json",
+        train_gan: f"--run {run} --train {prep}/train.npz --out {gen} "
+        f"--curve {root}/plots/gan/{run}.csv",
+        synthesize: f"--run {run} --generator {gen} --train {prep}/train.npz --reference {ref} "
+        f"--out {root}/data/synthetic/{run}.npz --samples-dir {root}/reports/samples/{run}",
+        train_classifier: f"--prepared {prep} --synthetic-dir {root}/data/synthetic "
+        f"--out {root}/data/predictions/test.npz",
+        evaluate: f"--predictions {root}/data/predictions/test.npz --train {prep}/train.npz "
+        f"--gan-dir {root}/models/gan --audit {root}/reports/audit.json "
+        f"--metrics {root}/metrics/classifier.json",
+        report: f"--prepared {prep} --audit {root}/reports/audit.json "
+        f"--gan-dir {root}/models/gan --curves {root}/plots/gan --out-dir {root}/reports",
+    }
+    for stage, args in steps.items():
+        argv = ["--params", str(root / "params.yaml"), *args.split()]
+        assert stage.main(argv) == 0, stage.__name__
     return root
 
 
@@ -150,11 +94,30 @@ def test_synthetic_set_fills_the_minority_up_to_the_majority(smoke):
 
 def test_metrics_lead_with_balanced_accuracy_and_report_the_gain(smoke):
     metrics = json.loads((smoke / "metrics/classifier.json").read_text())
-    assert set(metrics["arms"]) == {"real", "gan:acgan"}
-    real, gan = metrics["arms"]["real"], metrics["arms"]["gan:acgan"]
-    assert list(real)[:2] == ["balanced_accuracy", "minority_recall"]
-    gain = metrics["gain_over_real"]["gan:acgan"]["balanced_accuracy"]
+    arms = ["real", "classic", "oversample", "class_weight", "gan:acgan", "gan_classic:acgan"]
+    assert list(metrics) == arms
+    real, gan = metrics["real"], metrics["gan:acgan"]
+    assert list(real)[:2] == ["balanced_accuracy", "balanced_accuracy_lo"]
+    assert "gain_balanced_accuracy" not in real
+    assert real["balanced_accuracy_lo"] <= real["balanced_accuracy"] <= real["balanced_accuracy_hi"]
+    gain = gan["gain_balanced_accuracy"]
     assert np.isclose(gain, gan["balanced_accuracy"] - real["balanced_accuracy"])
+    assert not any("accuracy" == key.removeprefix("gain_") for key in gan)
+
+
+def test_audit_has_a_verdict_per_arm_and_the_leakage_check(smoke):
+    audit = json.loads((smoke / "reports/audit.json").read_text())
+    assert audit["leakage"]["acgan"]["overlap"] == 0
+    for arm, res in audit["arms"].items():
+        assert res["verdict"].startswith(arm)
+
+
+def test_report_is_self_contained(smoke):
+    html = (smoke / "reports/report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4
+    assert 'src="http' not in html and 'href="http' not in html
+    assert (smoke / "reports/report.md").read_text().count("figures/") >= 4
+    assert (smoke / "reports/gains.csv").read_text().startswith("label,arm,metric,gain")
 
 
 def test_same_params_and_seed_give_the_same_metrics(smoke, tmp_path):
