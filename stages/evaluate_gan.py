@@ -1,0 +1,107 @@
+"""Stage evaluate_gan: score one trained generator against the val split.
+
+Writes ``metrics/gan_<run>.json``: IS, Mode Score, FID, KID, the 1-NN two-sample test,
+precision/recall, density/coverage and memorisation, per class and over all classes, each with
+N and a bootstrap interval, plus the backbone, preprocessing and resolved params.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from pipeline.backbones import DomainBackbone
+from pipeline.config import Params, params_from_dict
+from pipeline.gan_eval import (
+    GanEvalParams,
+    ScoreSettings,
+    build_feature_backbone,
+    evaluate_generator,
+)
+from pipeline.gan_train import generate, load_generator
+from pipeline.io import load_split, write_json
+from pipeline.runtime import configure_logging, seed_everything, select_device
+
+log = logging.getLogger("stages.evaluate_gan")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--run", required=True, help="GAN run name, a key of gan.runs")
+    parser.add_argument("--generator", type=Path, required=True, help="models/gan/<run>/...pt")
+    parser.add_argument("--train", type=Path, default=Path("data/prepared/train.npz"))
+    parser.add_argument("--val", type=Path, default=Path("data/prepared/val.npz"))
+    parser.add_argument("--reference", type=Path, default=Path("models/reference/classifier.pt"))
+    parser.add_argument("--out", type=Path, required=True, help="metrics/gan_<run>.json")
+    return parser.parse_args(argv)
+
+
+def load_section(path: str) -> tuple[Params, GanEvalParams]:
+    """All params plus the evaluate_gan section.
+
+    Until config.Params carries ``evaluate_gan``, the section is validated on its own and
+    the rest through ``params_from_dict``; once it does, Params validates both.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"params file not found: {path}; pass --params")
+    raw = yaml.safe_load(Path(path).read_text())
+    if "evaluate_gan" in Params.model_fields:
+        params = params_from_dict(raw, origin=path)
+        return params, params.evaluate_gan
+    if "evaluate_gan" not in raw:
+        raise KeyError(f"{path}: missing section evaluate_gan; add it (see GanEvalParams)")
+    section = GanEvalParams.model_validate(raw.pop("evaluate_gan"))
+    return params_from_dict(raw, origin=path), section
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging()
+    params, section = load_section(args.params)
+    seed_everything(params.seed)
+    device = select_device(params.runtime.prefer_gpu, params.runtime.cpu_threads)
+    log.info("run %s on %s (seed %d): %s", args.run, device, params.seed, section.model_dump())
+
+    # Real images: val for scoring, train for the memorisation check only.
+    train, val = load_split(args.train), load_split(args.val)
+    shape = val.images.shape
+    log.info("val %s per class, train %s, images %s", val.counts(), train.counts(), shape)
+
+    # The same number of samples of every class, from a fixed seed.
+    gen, _ = load_generator(args.generator, device)
+    gen_labels = np.repeat(np.arange(val.num_classes), section.samples_per_class)
+    gen_imgs = generate(gen, gen_labels, params.seed, device)  # (M, C, H, W) float32 [0, 1]
+
+    domain = DomainBackbone.from_checkpoint(args.reference, device, section.batch_size)
+    features = build_feature_backbone(section.backbone, domain, device)
+    result = evaluate_generator(
+        gen_imgs=gen_imgs,
+        gen_labels=gen_labels,
+        val_imgs=val.images,
+        val_labels=val.labels,
+        train_imgs=train.images,
+        train_labels=train.labels,
+        class_names=val.class_names,
+        domain=domain,
+        features=features,
+        settings=ScoreSettings.from_params(section, params.seed),
+    )
+
+    # Provenance first, then the resolved section, then the scores.
+    header = {"run": args.run, "generator": str(args.generator), "seed": params.seed}
+    header["n_generated_per_class"] = section.samples_per_class
+    write_json(args.out, {**header, **result, "params": section.model_dump()})
+    overall = result["classes"].get("all", {})
+    log.info(
+        "wrote %s: FID %s, 1-NN %s", args.out, overall.get("fid"), overall.get("one_nn_accuracy")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
