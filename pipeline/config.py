@@ -207,9 +207,7 @@ class AuditParams(Section):
                 valid = [*ARM_KINDS, *(f"{k}:<run>" for k in GAN_ARM_KINDS)]
                 raise ValueError(f"unknown arm {name!r}; expected one of {valid}")
         if "real" not in arms:
-            raise ValueError(
-                f"expected 'real' among the arms, got {arms}; it is the baseline"
-            )
+            raise ValueError(f"expected 'real' among the arms, got {arms}; it is the baseline")
         if len(set(arms)) != len(arms):
             raise ValueError(f"expected distinct arms, got {arms}")
         return arms
@@ -219,6 +217,20 @@ class AuditParams(Section):
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"expected distinct seeds, got {self.seeds}")
         return self
+
+
+class GanEvalParams(Section):
+    """The ``evaluate_gan:`` section of params.yaml."""
+
+    samples_per_class: Annotated[int, Field(ge=10, le=100_000)]
+    backbone: Literal["domain", "inception"]
+    k: Annotated[int, Field(ge=1, le=50)]
+    bootstrap: Annotated[int, Field(ge=10, le=10_000)]
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)]
+    kid_subset_size: Annotated[int, Field(ge=2)]
+    kid_subsets: Annotated[int, Field(ge=1, le=1000)]
+    memorisation_quantile: Annotated[float, Field(gt=0.0, lt=0.5)]
+    batch_size: Annotated[int, Field(ge=1, le=4096)]
 
 
 class RuntimeParams(Section):
@@ -233,6 +245,7 @@ class Params(Section):
     gan: GanParams
     synth: SynthParams
     classifier: ClassifierParams
+    evaluate_gan: GanEvalParams
     audit: AuditParams
 
     @model_validator(mode="after")

@@ -21,32 +21,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from pipeline import gan_metrics as gm
 from pipeline.backbones import Backbone, DomainBackbone, InceptionBackbone
-from pipeline.config import Section
+from pipeline.config import GanEvalParams
 
 log = logging.getLogger(__name__)
-
-
-class GanEvalParams(Section):
-    """The ``evaluate_gan:`` section of params.yaml."""
-
-    samples_per_class: Annotated[int, Field(ge=10, le=100_000)]
-    backbone: Literal["domain", "inception"]
-    k: Annotated[int, Field(ge=1, le=50)]
-    bootstrap: Annotated[int, Field(ge=10, le=10_000)]
-    confidence: Annotated[float, Field(gt=0.5, lt=1.0)]
-    kid_subset_size: Annotated[int, Field(ge=2)]
-    kid_subsets: Annotated[int, Field(ge=1, le=1000)]
-    memorisation_quantile: Annotated[float, Field(gt=0.0, lt=0.5)]
-    batch_size: Annotated[int, Field(ge=1, le=4096)]
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,16 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from pipeline.backbones import DomainBackbone
-from pipeline.config import Params, params_from_dict
 from pipeline.gan_eval import (
-    GanEvalParams,
     ScoreSettings,
     build_feature_backbone,
     evaluate_generator,
 )
 from pipeline.gan_train import generate, load_generator
 from pipeline.io import load_split, write_json
-from pipeline.runtime import configure_logging, seed_everything, select_device
+from pipeline.runtime import start_stage
 
 log = logging.getLogger("stages.evaluate_gan")
 
@@ -41,31 +38,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_section(path: str) -> tuple[Params, GanEvalParams]:
-    """All params plus the evaluate_gan section.
-
-    Until config.Params carries ``evaluate_gan``, the section is validated on its own and
-    the rest through ``params_from_dict``; once it does, Params validates both.
-    """
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"params file not found: {path}; pass --params")
-    raw = yaml.safe_load(Path(path).read_text())
-    if "evaluate_gan" in Params.model_fields:
-        params = params_from_dict(raw, origin=path)
-        return params, params.evaluate_gan
-    if "evaluate_gan" not in raw:
-        raise KeyError(f"{path}: missing section evaluate_gan; add it (see GanEvalParams)")
-    section = GanEvalParams.model_validate(raw.pop("evaluate_gan"))
-    return params_from_dict(raw, origin=path), section
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging()
-    params, section = load_section(args.params)
-    seed_everything(params.seed)
-    device = select_device(params.runtime.prefer_gpu, params.runtime.cpu_threads)
-    log.info("run %s on %s (seed %d): %s", args.run, device, params.seed, section.model_dump())
+    params, device = start_stage(args.params, f"evaluate_gan[{args.run}]")
+    section = params.evaluate_gan
 
     # Real images: val for scoring, train for the memorisation check only.
     train, val = load_split(args.train), load_split(args.val)

@@ -148,7 +148,7 @@ def test_stage_writes_metrics_for_every_class(tmp_path):
     save_classifier(tmp_path / "ref.pt", SmallCNN(1, 3, 4).eval(), {})
     raw = yaml.safe_load((DATA / "params_smoke.yaml").read_text())
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(raw | {"evaluate_gan": PARAMS}))
+    params.write_text(yaml.safe_dump(raw | {"evaluate_gan": raw["evaluate_gan"] | PARAMS}))
 
     out = tmp_path / "metrics" / "gan_acgan.json"
     argv = ["--params", str(params), "--run", "acgan"]
