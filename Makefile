@@ -28,7 +28,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check pipeline stages tests bench
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_gan_train.py
+	PYTHONPATH=. $(BIN)/python bench/bench_gan_train.py
+	PYTHONPATH=. $(BIN)/python bench/bench_gan_metrics.py
 
 clean-venv:
 	rm -rf $(VENV)
