@@ -17,9 +17,9 @@ import torch
 
 from pipeline.backbones import DomainBackbone
 from pipeline.gan_eval import ScoreSettings, evaluate_generator
-from pipeline.gan_train import generate
 from pipeline.nets import Generator, init_weights
 from pipeline.runtime import configure_logging, select_device
+from pipeline.sampling import generate
 
 CLASSES = ("grey", "white", "csf_other")
 NUM_GENERATED = 1000

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,7 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-GAN_KINDS = ("acgan",)
+GAN_KINDS = ("acgan", "d2gan")
+DIFFAUGMENT_OPS = ("translation", "cutout")
 # Arms of the downstream audit; gan arms name a run of gan.runs as "gan:<run>".
 ARM_KINDS = ("real", "classic", "oversample", "class_weight")
 GAN_ARM_KINDS = ("gan", "gan_classic")
@@ -133,8 +135,88 @@ class DataParams(Section):
 
 
 class GanRun(Section):
-    kind: Literal["acgan"]
-    constraints: bool
+    kind: Literal["acgan", "d2gan"]
+    constraints: bool  # train with the constraints of params' constraints section
+
+
+def _ordered(q: tuple[float, float]) -> tuple[float, float]:
+    if not q[0] < q[1]:
+        raise ValueError(f"expected quantiles lo < hi, got {list(q)}")
+    return q
+
+
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+Quantiles = Annotated[tuple[Unit, Unit], AfterValidator(_ordered)]  # (lo, hi) in [0, 1]
+
+
+class IntensityRangeSettings(Section):
+    range: tuple[float, float] | None  # [lo, hi] in the prepared [0, 1] scale; null: quantiles
+    quantiles: Quantiles  # per-class pixel quantiles of the real training images
+    tolerance: Annotated[float, Field(ge=0.0)]  # mean pixel distance outside allowed per image
+
+    @field_validator("range")
+    @classmethod
+    def _range_ordered(cls, r: tuple[float, float] | None) -> tuple[float, float] | None:
+        if r is not None and not 0.0 <= r[0] < r[1] <= 1.0:
+            raise ValueError(f"expected 0 <= lo < hi <= 1 (prepared scale), got {list(r)}")
+        return r
+
+
+class ClassStatsSettings(Section):
+    quantiles: Quantiles  # per-image mean/std/histogram-distance range of the real class
+    bins: Annotated[int, Field(ge=4, le=256)]  # histogram bins over [0, 1]
+    tolerance: Annotated[float, Field(ge=0.0)]  # hinge excess allowed, in real-spread units
+
+
+class SupportSettings(Section):
+    threshold: Annotated[float, Field(ge=0.0, lt=1.0)]  # a pixel above this has signal
+    min_fraction: Annotated[float, Field(gt=0.0, lt=1.0)]  # of real class images, for support
+    tolerance: Annotated[float, Field(ge=0.0)]  # mean signal allowed outside the support
+
+
+class SmoothnessSettings(Section):
+    quantiles: Quantiles  # per-image total-variation range of the real class
+    tolerance: Annotated[float, Field(ge=0.0)]  # hinge excess allowed, in real-spread units
+
+
+class OracleSettings(Section):
+    min_confidence: Annotated[float, Field(gt=0.0, lt=1.0)]  # p(intended class) required
+
+
+class _ConstraintBase(Section):
+    weight: Annotated[float, Field(ge=0.0)]  # weight of the loss term in G's loss
+
+
+class IntensityRangeSpec(_ConstraintBase):
+    name: Literal["intensity_range"]
+    settings: IntensityRangeSettings
+
+
+class ClassStatsSpec(_ConstraintBase):
+    name: Literal["class_stats"]
+    settings: ClassStatsSettings
+
+
+class SupportSpec(_ConstraintBase):
+    name: Literal["support"]
+    settings: SupportSettings
+
+
+class SmoothnessSpec(_ConstraintBase):
+    name: Literal["smoothness"]
+    settings: SmoothnessSettings
+
+
+class OracleSpec(_ConstraintBase):
+    name: Literal["oracle"]
+    settings: OracleSettings
+
+
+ConstraintSpec = Annotated[
+    IntensityRangeSpec | ClassStatsSpec | SupportSpec | SmoothnessSpec | OracleSpec,
+    Field(discriminator="name"),
+]
+CONSTRAINT_NAMES = ("intensity_range", "class_stats", "support", "smoothness", "oracle")
 
 
 class GanParams(Section):
@@ -148,8 +230,23 @@ class GanParams(Section):
     beta1: Annotated[float, Field(ge=0.0, lt=1.0)]
     beta2: Annotated[float, Field(ge=0.0, lt=1.0)]
     class_weight: Annotated[float, Field(ge=0.0)]
+    d2gan_alpha: Annotated[float, Field(gt=0.0, le=1.0)]
+    d2gan_beta: Annotated[float, Field(gt=0.0, le=1.0)]
+    diffaugment: list[Literal["translation", "cutout"]]
+    ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)]
+    select_every: Annotated[int, Field(ge=1)]
+    select_samples: Annotated[int, Field(ge=2, le=10_000)]
+    on_nonfinite: Literal["stop", "rollback"]
+    max_rollbacks: Annotated[int, Field(ge=0, le=100)]
     log_every: Annotated[int, Field(ge=1)]
     mixed_precision: bool
+
+    @field_validator("diffaugment")
+    @classmethod
+    def _distinct_ops(cls, ops: list[str]) -> list[str]:
+        if len(set(ops)) != len(ops):
+            raise ValueError(f"expected distinct DiffAugment ops, got {ops}")
+        return ops
 
 
 class SynthParams(Section):
@@ -247,6 +344,33 @@ class Params(Section):
     classifier: ClassifierParams
     evaluate_gan: GanEvalParams
     audit: AuditParams
+    constraints: list[ConstraintSpec]
+
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _known_constraints(cls, specs: Any) -> Any:
+        # Name the valid constraints before pydantic's union error, and reject repeats.
+        names = [s.get("name") for s in specs if isinstance(s, dict)] if isinstance(
+            specs, list
+        ) else []
+        for name in names:
+            if name not in CONSTRAINT_NAMES:
+                raise ValueError(
+                    f"unknown constraint {name!r}; expected one of {list(CONSTRAINT_NAMES)}"
+                )
+        if len(set(names)) != len(names):
+            raise ValueError(f"each constraint may appear once, got {names}")
+        return specs
+
+    @model_validator(mode="after")
+    def _constrained_runs_have_constraints(self) -> Params:
+        constrained = [name for name, run in self.gan.runs.items() if run.constraints]
+        if constrained and not any(c.weight > 0 for c in self.constraints):
+            raise ValueError(
+                f"gan.runs {constrained} set constraints: true but the constraints section "
+                f"has no entry with weight > 0; add one or set constraints: false"
+            )
+        return self
 
     @model_validator(mode="after")
     def _arms_name_known_runs(self) -> Params:

@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from pipeline import gan_metrics as gm
 from pipeline.backbones import Backbone, DomainBackbone, InceptionBackbone
 from pipeline.config import GanEvalParams
+from pipeline.constraints import ConstraintSet
 
 log = logging.getLogger(__name__)
 
@@ -310,3 +311,51 @@ def evaluate_generator(
         "settings": asdict(settings),
         "classes": classes,
     }
+
+
+def constraint_violations(
+    constraints: ConstraintSet,
+    gen_imgs: np.ndarray,
+    gen_labels: np.ndarray,
+    val_imgs: np.ndarray,
+    val_labels: np.ndarray,
+    class_names: tuple[str, ...],
+    device: torch.device,
+    settings: ScoreSettings,
+) -> dict[str, Any]:
+    """Violation rates of each fitted constraint on generated images, beside real val images.
+
+    The real val rate is the floor a perfect generator would reach. Each rate carries N and a
+    percentile bootstrap interval; per class and over all classes:
+    ``<constraint>.<class or all>.{generated, generated_lo, generated_hi, real_val, ...}``.
+    """
+
+    def flags(imgs: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+        return constraints.violations(
+            torch.from_numpy(imgs).to(device), torch.from_numpy(labels).to(device)
+        )
+
+    gen_flags, val_flags = flags(gen_imgs, gen_labels), flags(val_imgs, val_labels)
+    out: dict[str, Any] = {}
+    groups = [(name, c) for c, name in enumerate(class_names)] + [("all", None)]
+    for cname in gen_flags:
+        per_group: dict[str, dict[str, float]] = {}
+        for group, c in groups:
+            row: dict[str, float] = {}
+            for key, f, y in (
+                ("generated", gen_flags[cname], gen_labels),
+                ("real_val", val_flags[cname], val_labels),
+            ):
+                picked = f if c is None else f[y == c]
+                row[f"n_{key}"] = len(picked)
+                if len(picked):
+                    stat = lambda i, v=picked: float(v[i].mean())  # noqa: E731
+                    _with_interval(row, key, float(picked.mean()), stat, (len(picked),), settings)
+            per_group[group] = row
+        out[cname] = per_group
+        overall = per_group["all"]
+        log.info(
+            "constraint %s: violation rate %.3f generated vs %.3f real val",
+            cname, overall.get("generated", float("nan")), overall.get("real_val", float("nan")),
+        )
+    return out

@@ -1,33 +1,55 @@
 """One training loop for every class-conditional GAN kind.
 
-A kind is a number of discriminators and a pair of loss functions over their outputs; the loop
-samples a real batch and a batch of uniform class labels, takes one discriminator step and one
-generator step, and records the loss terms. Mixed precision (bfloat16 autocast) is used on CUDA.
+A kind is a number of discriminators and a pair of loss functions over their outputs (ACGAN:
+one discriminator; D2GAN: two). Each step samples a real batch and a batch of uniform class
+labels, takes one discriminator step and one generator step, and records the loss terms.
 
-Shape letters: B batch, C channels, H/W image size, K classes, Z latent size, N images.
+For small data sets the loop adds, by params:
+- DiffAugment (``pipeline.diffaugment``) on real and generated images before every
+  discriminator call, in both steps;
+- prior-knowledge constraints (``pipeline.constraints``) added to G's loss;
+- an exponential moving average (EMA) of G's weights, which is the generator that samples;
+- collapse-aware checkpoint selection: every ``select_every`` steps the sampling generator
+  makes ``select_samples`` images per class from fixed noise, and their Frechet distance to
+  the real TRAINING images of the class, in the frozen reference classifier's feature space,
+  is averaged over classes; the generator with the lowest score is kept, not the last one
+  (published ACGAN runs reach their best FID and then degrade as G collapses). Val and test
+  images are never used here. The score does not punish memorisation (a copy of the training
+  set scores 0); the evaluate_gan stage's memorisation check does;
+- a finite-loss check every step: a non-finite term stops training naming the step and the
+  term, or, with ``on_nonfinite: rollback``, restores the last snapshot (taken every
+  ``select_every`` steps) and goes on with fresh batches, at most ``max_rollbacks`` times.
+
+Mixed precision (bfloat16 autocast) is used on CUDA; losses are computed in float32.
+
+Shape letters: B batch, C channels, H/W image size, K classes, Z latent size, N images,
+F features.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pipeline import acgan
-from pipeline.io import write_atomic
+from pipeline import acgan, d2gan
+from pipeline.constraints import ConstraintSet
+from pipeline.diffaugment import diff_augment
+from pipeline.gan_metrics import fid
 from pipeline.nets import Discriminator, Generator, init_weights
 
 log = logging.getLogger(__name__)
 
-LossFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
+# Maps float32 [0, 1] images (B, C, H, W) to features (B, F), e.g. the reference classifier's.
+FeatureFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,15 @@ class TrainConfig:
     log_every: int
     mixed_precision: bool
     seed: int
+    d2gan_alpha: float = 1.0
+    d2gan_beta: float = 1.0
+    diffaugment: tuple[str, ...] = ()
+    ema_decay: float = 0.0  # 0: sample with G itself
+    select_every: int = 250
+    select_samples: int = 100
+    on_nonfinite: str = "stop"  # stop | rollback
+    max_rollbacks: int = 3
+    constraints: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +97,13 @@ KINDS: dict[str, GanKind] = {
         ),
         g_loss=lambda fake, y_f, cfg: acgan.g_loss(fake, y_f, cfg.class_weight),
     ),
+    "d2gan": GanKind(
+        num_discriminators=2,
+        d_loss=lambda real, fake, y_r, y_f, cfg: d2gan.d_loss(
+            real, fake, y_r, y_f, cfg.d2gan_alpha, cfg.d2gan_beta, cfg.class_weight
+        ),
+        g_loss=lambda fake, y_f, cfg: d2gan.g_loss(fake, y_f, cfg.d2gan_beta, cfg.class_weight),
+    ),
 }
 
 
@@ -78,8 +116,11 @@ def get_kind(name: str) -> GanKind:
 
 @dataclass
 class GanResult:
-    generator: Generator
+    generator: Generator  # the selected sampling generator (EMA when on), eval mode
     history: list[dict[str, float]]  # one row per logged step
+    selection: list[dict[str, float]] = field(default_factory=list)  # step, score per check
+    best_step: int = 0  # step of the kept generator
+    rollbacks: list[dict[str, Any]] = field(default_factory=list)
 
 
 def build_models(
@@ -96,18 +137,97 @@ def build_models(
     return gen, discs
 
 
+class Ema:
+    """Exponential moving average of a generator's weights; its copy is the sampler.
+
+    The decay warms up as min(decay, (1 + t) / (10 + t)) so that the random initial weights
+    do not linger in the average of a short run. Buffers (batch-norm statistics) are copied.
+    """
+
+    def __init__(self, gen: Generator, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(gen).eval().requires_grad_(False)
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, gen: Generator) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for p_avg, p in zip(self.model.parameters(), gen.parameters(), strict=True):
+            p_avg.lerp_(p.detach(), 1.0 - d)
+        for b_avg, b in zip(self.model.buffers(), gen.buffers(), strict=True):
+            b_avg.copy_(b)
+
+
+class Selector:
+    """Class-averaged Frechet distance of generated to real training images, in features.
+
+    Lower is better. The noise is fixed, so successive checkpoints are compared on the same
+    draws; real features are computed once.
+    """
+
+    def __init__(
+        self,
+        features: FeatureFn,
+        real: torch.Tensor,
+        labels: torch.Tensor,
+        num_classes: int,
+        samples: int,
+        latent_dim: int,
+        seed: int,
+        max_real: int = 2000,
+    ) -> None:
+        self.features = features
+        rng = torch.Generator(device="cpu").manual_seed(seed)
+        self.real_feats = []
+        for k in range(num_classes):
+            idx = torch.nonzero(labels == k).flatten().cpu()
+            idx = idx[torch.randperm(len(idx), generator=rng)[:max_real]]
+            self.real_feats.append(self._embed(real[idx.to(real.device)]))
+        self.labels = torch.arange(num_classes).repeat_interleave(samples).to(real.device)
+        self.z = torch.randn(len(self.labels), latent_dim, generator=rng).to(real.device)
+
+    @torch.no_grad()
+    def _embed(self, imgs01: torch.Tensor) -> np.ndarray:
+        out = [self.features(imgs01[s : s + 512]).float().cpu() for s in range(0, len(imgs01), 512)]
+        return torch.cat(out).double().numpy()
+
+    @torch.no_grad()
+    def score(self, gen: Generator) -> float:
+        was_training = gen.training
+        gen.eval()
+        fake = torch.cat([
+            (gen(self.z[s : s + 512], self.labels[s : s + 512]).float() + 1) / 2
+            for s in range(0, len(self.z), 512)
+        ])
+        gen.train(was_training)
+        feats = self._embed(fake.clamp(0, 1))
+        y = self.labels.cpu().numpy()
+        return float(np.mean([fid(r, feats[y == k]) for k, r in enumerate(self.real_feats)]))
+
+
 def train_gan(
     imgs: np.ndarray,
     labels: np.ndarray,
     num_classes: int,
     cfg: TrainConfig,
     device: torch.device,
+    constraints: ConstraintSet | None = None,
+    select_features: FeatureFn | None = None,
 ) -> GanResult:
-    """Train a class-conditional GAN on float32 [0, 1] images (N, C, H, W) with int labels (N,)."""
+    """Train a class-conditional GAN on float32 [0, 1] images (N, C, H, W) with int labels (N,).
+
+    Args:
+        constraints: fitted constraints added to G's loss (used only when ``cfg.constraints``).
+        select_features: features for checkpoint selection; None keeps the last generator.
+    """
     kind = get_kind(cfg.kind)
     _check_inputs(imgs, labels, num_classes)
+    if cfg.constraints and not constraints:
+        raise ValueError("cfg.constraints is set but no fitted constraints were given")
     torch.manual_seed(cfg.seed)
     rng = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    aug_rng = torch.Generator(device="cpu").manual_seed(cfg.seed + 1)
 
     # Keep the whole (small) training set on the device in the generator's range [-1, 1].
     real_all = torch.from_numpy(imgs).to(device) * 2 - 1  # (N, C, H, W) float32 [-1, 1]
@@ -116,6 +236,13 @@ def train_gan(
     gen.to(device).train()
     for d in discs:
         d.to(device).train()
+    ema = Ema(gen, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    selector = None
+    if select_features is not None:
+        selector = Selector(
+            select_features, (real_all + 1) / 2, labels_all, num_classes,
+            cfg.select_samples, cfg.latent_dim, cfg.seed + 2,
+        )
 
     # Adam as in DCGAN; one optimiser for all discriminators of the kind.
     betas = (cfg.beta1, cfg.beta2)
@@ -123,11 +250,28 @@ def train_gan(
     d_params = [p for d in discs for p in d.parameters()]
     opt_d = torch.optim.Adam(d_params, lr=cfg.lr_d, betas=betas)
     autocast = _autocast(device, cfg.mixed_precision)
+    use_constraints = cfg.constraints and constraints is not None
+
+    def augment(x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, cfg.diffaugment, aug_rng)
+
+    def sampler() -> Generator:
+        return ema.model if ema is not None else gen
+
+    nets = {"gen": gen, "opt_g": opt_g, "opt_d": opt_d, **{f"d{i}": d for i, d in enumerate(discs)}}
+    if ema is not None:
+        nets["ema"] = ema.model
+    snapshot = _Snapshot.take(nets, step=0, ema=ema)
+    best = {"score": float("inf"), "step": 0, "state": None}
 
     history: list[dict[str, float]] = []
+    selection: list[dict[str, float]] = []
+    rollbacks: list[dict[str, Any]] = []
     start = time.perf_counter()
-    bar = tqdm(range(1, cfg.steps + 1), desc=f"train {cfg.kind}", unit="step")
-    for step in bar:
+    bar = tqdm(total=cfg.steps, desc=f"train {cfg.kind}", unit="step")
+    step = 0
+    while step < cfg.steps:
+        step += 1
         # Sample a real batch and a batch of uniformly drawn classes to generate.
         idx = torch.randint(len(real_all), (cfg.batch_size,), generator=rng).to(device)
         real, y_real = real_all[idx], labels_all[idx]  # (B, C, H, W), (B,)
@@ -137,27 +281,108 @@ def train_gan(
         # Discriminator step on detached fakes.
         with autocast:
             fake = gen(z, y_fake)  # (B, C, H, W) [-1, 1]
-            out_real = [d(real) for d in discs]
-            out_fake = [d(fake.detach()) for d in discs]
+            real_aug, fake_aug = augment(real), augment(fake.detach())
+            out_real = [d(real_aug) for d in discs]
+            out_fake = [d(fake_aug) for d in discs]
             loss_d, parts_d = kind.d_loss(out_real, out_fake, y_real, y_fake, cfg)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+        bad = _first_nonfinite({"loss_d": loss_d, **parts_d})
+        if bad is None:
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
 
-        # Generator step through the updated discriminators.
-        with autocast:
-            loss_g, parts_g = kind.g_loss([d(fake) for d in discs], y_fake, cfg)
+            # Generator step through the updated discriminators.
+            with autocast:
+                loss_g, parts_g = kind.g_loss([d(augment(fake)) for d in discs], y_fake, cfg)
+            if use_constraints:
+                loss_c, parts_c = constraints.loss((fake.float() + 1) / 2, y_fake)
+                loss_g = loss_g + loss_c
+                parts_g = parts_g | parts_c
+            bad = _first_nonfinite({"loss_g": loss_g, **parts_g})
+        if bad is not None:
+            if cfg.on_nonfinite != "rollback" or len(rollbacks) >= cfg.max_rollbacks:
+                raise FloatingPointError(
+                    f"non-finite loss at step {step}: {bad[0]} = {bad[1]}; lower gan.lr_d / "
+                    f"gan.lr_g, or set gan.on_nonfinite: rollback"
+                    + (f" (rolled back {len(rollbacks)} times already)" if rollbacks else "")
+                )
+            log.warning(
+                "non-finite %s = %s at step %d; rolling back to step %d",
+                bad[0], bad[1], step, snapshot.step,
+            )
+            rollbacks.append({"step": step, "term": bad[0], "restored_to": snapshot.step})
+            snapshot.restore(nets, ema)
+            step = snapshot.step
+            history = [row for row in history if row["step"] <= step]
+            selection = [row for row in selection if row["step"] <= step]
+            bar.n = step
+            bar.refresh()
+            continue
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
+        if ema is not None:
+            ema.update(gen)
+        bar.update(1)
 
         # Log sparsely: .item() forces a device sync.
         if step % cfg.log_every == 0 or step == cfg.steps:
             row = _history_row(step, loss_d, loss_g, parts_d | parts_g, start)
             history.append(row)
             bar.set_postfix(d=f"{row['loss_d']:.3f}", g=f"{row['loss_g']:.3f}")
-    gen.eval()
-    return GanResult(generator=gen, history=history)
+        if step % cfg.select_every == 0 or step == cfg.steps:
+            snapshot = _Snapshot.take(nets, step, ema)
+            if selector is not None:
+                score = selector.score(sampler())
+                selection.append({"step": step, "score": score})
+                if score < best["score"]:
+                    best = {"score": score, "step": step, "state": _state(sampler())}
+                log.info("step %d: selection score %.4f (best %.4f at step %d)",
+                         step, score, best["score"], best["step"])
+    bar.close()
+
+    chosen = sampler()
+    if best["state"] is not None:
+        chosen.load_state_dict(best["state"])
+    else:
+        best["step"] = cfg.steps
+    chosen.eval()
+    return GanResult(chosen, history, selection, best["step"], rollbacks)
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+@dataclass
+class _Snapshot:
+    """In-memory copy of networks, optimisers and EMA counter at one step, for rollback."""
+
+    step: int
+    states: dict[str, Any]
+    ema_updates: int
+
+    @classmethod
+    def take(cls, nets: dict[str, Any], step: int, ema: Ema | None) -> _Snapshot:
+        states = {name: copy.deepcopy(obj.state_dict()) for name, obj in nets.items()}
+        return cls(step, states, ema.updates if ema is not None else 0)
+
+    def restore(self, nets: dict[str, Any], ema: Ema | None) -> None:
+        for name, obj in nets.items():
+            obj.load_state_dict(copy.deepcopy(self.states[name]))
+        if ema is not None:
+            ema.updates = self.ema_updates
+
+
+def _first_nonfinite(terms: dict[str, torch.Tensor]) -> tuple[str, float] | None:
+    """The first non-finite term as (name, value), or None; one device sync for all terms."""
+    values = torch.stack([t.detach().float().reshape(()) for t in terms.values()])
+    if bool(torch.isfinite(values).all()):
+        return None
+    for (name, _), value in zip(terms.items(), values.tolist(), strict=True):
+        if not np.isfinite(value):
+            return name, value
+    return None
 
 
 def _check_inputs(imgs: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
@@ -184,52 +409,7 @@ def _history_row(
     row = {"step": step, "loss_d": loss_d.item(), "loss_g": loss_g.item()}
     row |= {name: value.item() for name, value in parts.items()}
     row["seconds"] = round(time.perf_counter() - start, 3)
-    for name, value in row.items():
-        if not np.isfinite(value):
-            raise FloatingPointError(
-                f"non-finite loss at step {step}: {name} = {value}; lower gan.lr_d / gan.lr_g"
-            )
     return row
-
-
-def save_generator(path: str | Path, gen: Generator, meta: dict[str, Any]) -> None:
-    """Save the generator's weights with everything needed to rebuild it, atomically."""
-    arch = {
-        "latent_dim": gen.latent_dim,
-        "num_classes": gen.num_classes,
-        "channels": gen.body[-2].out_channels,
-        "image_size": gen.base * 4,
-        "width": gen.body[-2].in_channels,
-    }
-    payload = {"state_dict": gen.state_dict(), "arch": arch, "meta": meta}
-    write_atomic(path, lambda tmp: torch.save(payload, tmp))
-
-
-def load_generator(path: str | Path, device: torch.device) -> tuple[Generator, dict[str, Any]]:
-    """Rebuild a saved generator in eval mode; return it with its saved metadata."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"generator checkpoint not found: {path}; run train_gan first")
-    payload = torch.load(path, map_location=device, weights_only=True)
-    gen = Generator(**payload["arch"]).to(device)
-    gen.load_state_dict(payload["state_dict"])
-    return gen.eval(), payload["meta"]
-
-
-@torch.no_grad()
-def generate(
-    gen: Generator, labels: np.ndarray, seed: int, device: torch.device, batch_size: int = 256
-) -> np.ndarray:
-    """Generate one image per label; float32 [0, 1] (N, C, H, W)."""
-    rng = torch.Generator(device="cpu").manual_seed(seed)
-    out = []
-    for start in range(0, len(labels), batch_size):
-        y = torch.as_tensor(labels[start : start + batch_size], dtype=torch.long, device=device)
-        z = torch.randn(len(y), gen.latent_dim, generator=rng).to(device)  # (B, Z)
-        out.append(((gen(z, y).float() + 1) / 2).clamp(0, 1).cpu().numpy())
-    if not out:
-        return np.zeros((0, gen.body[-2].out_channels, gen.base * 4, gen.base * 4), np.float32)
-    return np.concatenate(out).astype(np.float32)
 
 
 def train_config_dict(cfg: TrainConfig) -> dict[str, Any]:
@@ -242,4 +422,5 @@ def config_from_params(gan: Any, run_name: str, seed: int) -> TrainConfig:
         raise ValueError(f"unknown GAN run {run_name!r}; gan.runs defines {sorted(gan.runs)}")
     run = gan.runs[run_name]
     shared = gan.model_dump(exclude={"runs"})
-    return TrainConfig(kind=run.kind, seed=seed, **shared)
+    shared["diffaugment"] = tuple(shared["diffaugment"])
+    return TrainConfig(kind=run.kind, seed=seed, constraints=run.constraints, **shared)

@@ -12,16 +12,19 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from pipeline.backbones import DomainBackbone
+from pipeline.constraints import ConstraintSet
 from pipeline.gan_eval import (
     ScoreSettings,
     build_feature_backbone,
+    constraint_violations,
     evaluate_generator,
 )
-from pipeline.gan_train import generate, load_generator
 from pipeline.io import load_split, write_json
 from pipeline.runtime import start_stage
+from pipeline.sampling import generate, load_generator
 
 log = logging.getLogger("stages.evaluate_gan")
 
@@ -68,8 +71,24 @@ def main(argv: list[str] | None = None) -> int:
         settings=ScoreSettings.from_params(section, params.seed),
     )
 
+    # Every run is audited against every constraint of params, trained with them or not.
+    settings = ScoreSettings.from_params(section, params.seed)
+    if params.constraints:
+        constraints = ConstraintSet(params.constraints, oracle=domain.model).to(device)
+        constraints.fit(
+            torch.from_numpy(train.images).to(device),
+            torch.from_numpy(train.labels).to(device),
+            train.num_classes,
+        )
+        result["constraints"] = constraint_violations(
+            constraints, gen_imgs, gen_labels, val.images, val.labels, val.class_names,
+            device, settings,
+        )
+
     # Provenance first, then the resolved section, then the scores.
-    header = {"run": args.run, "generator": str(args.generator), "seed": params.seed}
+    run = params.gan.runs[args.run]
+    header = {"run": args.run, "kind": run.kind, "trained_with_constraints": run.constraints}
+    header |= {"generator": str(args.generator), "seed": params.seed}
     header["n_generated_per_class"] = section.samples_per_class
     write_json(args.out, {**header, **result, "params": section.model_dump()})
     overall = result["classes"].get("all", {})

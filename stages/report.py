@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.gan_train import generate, load_generator
 from pipeline.io import load_split
 from pipeline.report import write_report
 from pipeline.runtime import start_stage
+from pipeline.sampling import generate, load_generator
 
 log = logging.getLogger("stages.report")
 

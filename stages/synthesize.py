@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.classifier import load_classifier, predict_proba
-from pipeline.gan_train import generate, load_generator
 from pipeline.io import atomic_path, image_hashes, load_split, write_json, write_npz
 from pipeline.runtime import start_stage
+from pipeline.sampling import generate, load_generator
 from pipeline.synthesis import image_grid, synthesis_counts, synthesize
 
 log = logging.getLogger("stages.synthesize")

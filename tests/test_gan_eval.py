@@ -19,9 +19,9 @@ from pipeline.gan_eval import (
     build_feature_backbone,
     evaluate_generator,
 )
-from pipeline.gan_train import save_generator
 from pipeline.io import Split, image_hashes, save_split, write_json
 from pipeline.nets import Generator, init_weights
+from pipeline.sampling import save_generator
 from stages import evaluate_gan
 from tests.conftest import DATA
 

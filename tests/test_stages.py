@@ -12,6 +12,7 @@ import pytest
 from pipeline.io import load_split
 from stages import (
     evaluate,
+    evaluate_gan,
     ingest,
     report,
     synthesize,
@@ -21,30 +22,60 @@ from stages import (
 )
 from tests.conftest import DATA
 
+RUNS = ("acgan", "d2gan_prior")  # the smoke params' gan.runs: one plain, one constrained
+
 
 def run_pipeline(root: Path, params: Path = DATA / "params_smoke.yaml") -> Path:
     """Run the stages as dvc.yaml wires them, with paths under ``root``; return ``root``."""
     if params != root / "params.yaml":
         shutil.copy(params, root / "params.yaml")
-    prep, run = root / "data/prepared", "acgan"
-    gen, ref = root / f"models/gan/{run}/generator.pt", root / "models/reference/classifier.pt"
-    steps = {
-        ingest: f"--out-dir {prep}",
-        train_reference: f"--train {prep}/train.npz --val {prep}/val.npz --out {ref} "
-        f"--metrics {root}/metrics/reference.json",
-        train_gan: f"--run {run} --train {prep}/train.npz --out {gen} "
-        f"--curve {root}/plots/gan/{run}.csv",
-        synthesize: f"--run {run} --generator {gen} --train {prep}/train.npz --reference {ref} "
-        f"--out {root}/data/synthetic/{run}.npz --samples-dir {root}/reports/samples/{run}",
-        train_classifier: f"--prepared {prep} --synthetic-dir {root}/data/synthetic "
-        f"--out {root}/data/predictions/test.npz",
-        evaluate: f"--predictions {root}/data/predictions/test.npz --train {prep}/train.npz "
-        f"--gan-dir {root}/models/gan --audit {root}/reports/audit.json "
-        f"--metrics {root}/metrics/classifier.json",
-        report: f"--prepared {prep} --audit {root}/reports/audit.json "
-        f"--gan-dir {root}/models/gan --curves {root}/plots/gan --out-dir {root}/reports",
-    }
-    for stage, args in steps.items():
+    prep, ref = root / "data/prepared", root / "models/reference/classifier.pt"
+    steps = [
+        (ingest, f"--out-dir {prep}"),
+        (
+            train_reference,
+            f"--train {prep}/train.npz --val {prep}/val.npz --out {ref} "
+            f"--metrics {root}/metrics/reference.json",
+        ),
+    ]
+    for run in RUNS:
+        gen = root / f"models/gan/{run}/generator.pt"
+        steps += [
+            (
+                train_gan,
+                f"--run {run} --train {prep}/train.npz --reference {ref} --out {gen} "
+                f"--curve {root}/plots/gan/{run}.csv --selection {root}/plots/gan_select/{run}.csv",
+            ),
+            (
+                synthesize,
+                f"--run {run} --generator {gen} --train {prep}/train.npz --reference {ref} "
+                f"--out {root}/data/synthetic/{run}.npz --samples-dir {root}/reports/samples/{run}",
+            ),
+            (
+                evaluate_gan,
+                f"--run {run} --generator {gen} --train {prep}/train.npz --val {prep}/val.npz "
+                f"--reference {ref} --out {root}/metrics/gan_{run}.json",
+            ),
+        ]
+    steps += [
+        (
+            train_classifier,
+            f"--prepared {prep} --synthetic-dir {root}/data/synthetic "
+            f"--out {root}/data/predictions/test.npz",
+        ),
+        (
+            evaluate,
+            f"--predictions {root}/data/predictions/test.npz --train {prep}/train.npz "
+            f"--gan-dir {root}/models/gan --audit {root}/reports/audit.json "
+            f"--metrics {root}/metrics/classifier.json",
+        ),
+        (
+            report,
+            f"--prepared {prep} --audit {root}/reports/audit.json "
+            f"--gan-dir {root}/models/gan --curves {root}/plots/gan --out-dir {root}/reports",
+        ),
+    ]
+    for stage, args in steps:
         argv = ["--params", str(root / "params.yaml"), *args.split()]
         assert stage.main(argv) == 0, stage.__name__
     return root
@@ -63,14 +94,49 @@ def test_ingest_writes_splits_and_summary(smoke):
         assert list(summary["splits"][name]["counts"].values()) == split.counts()
 
 
-def test_gan_checkpoint_records_only_training_hashes(smoke):
+@pytest.mark.parametrize("run", RUNS)
+def test_gan_checkpoint_records_only_training_hashes(smoke, run):
     import torch
 
-    payload = torch.load(smoke / "models/gan/acgan/generator.pt", weights_only=True)
+    payload = torch.load(smoke / f"models/gan/{run}/generator.pt", weights_only=True)
     seen = set(payload["meta"]["train_hashes"])
     assert seen == set(load_split(smoke / "data/prepared/train.npz").hashes.tolist())
     for name in ("val", "test"):
         assert not seen & set(load_split(smoke / f"data/prepared/{name}.npz").hashes.tolist())
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_generator_is_the_best_selection_checkpoint(smoke, run):
+    import torch
+
+    meta = torch.load(smoke / f"models/gan/{run}/generator.pt", weights_only=True)["meta"]
+    scores = {row["step"]: row["score"] for row in meta["selection"]}
+    assert sorted(scores) == [50, 100]  # select_every 50 of 100 steps
+    assert meta["best_step"] == min(scores, key=scores.get)
+    curve = (smoke / f"plots/gan_select/{run}.csv").read_text().splitlines()
+    assert curve[0] == "step,score" and len(curve) == 3
+
+
+def test_constrained_run_logs_its_constraint_terms(smoke):
+    header = (smoke / "plots/gan/d2gan_prior.csv").read_text().splitlines()[0].split(",")
+    for name in ("intensity_range", "class_stats", "support", "smoothness", "oracle"):
+        assert f"c_{name}" in header
+    assert {"d1_source", "d2_source"} <= set(header)
+    plain = (smoke / "plots/gan/acgan.csv").read_text().splitlines()[0]
+    assert "c_oracle" not in plain and "d1_source" not in plain
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_gan_metrics_report_violation_rates_beside_the_real_floor(smoke, run):
+    metrics = json.loads((smoke / f"metrics/gan_{run}.json").read_text())
+    assert metrics["trained_with_constraints"] == (run == "d2gan_prior")
+    rates = metrics["constraints"]
+    assert set(rates) == {"intensity_range", "class_stats", "support", "smoothness", "oracle"}
+    for per_group in rates.values():
+        overall = per_group["all"]
+        assert overall["n_generated"] == 3 * 40  # samples_per_class 40, three classes
+        for key in ("generated", "real_val"):
+            assert 0.0 <= overall[f"{key}_lo"] <= overall[key] <= overall[f"{key}_hi"] <= 1.0
 
 
 def test_loss_curve_csv(smoke):
@@ -90,12 +156,16 @@ def test_synthetic_set_fills_the_minority_up_to_the_majority(smoke):
     assert (conf >= 0.0).all() and len(conf) == len(labels)
     assert imgs.dtype == np.float32 and imgs.min() >= 0 and imgs.max() <= 1
     for name in train.class_names:
-        assert (smoke / f"reports/samples/acgan/class_{name}.png").stat().st_size > 100
+        for run in RUNS:
+            assert (smoke / f"reports/samples/{run}/class_{name}.png").stat().st_size > 100
 
 
 def test_metrics_lead_with_balanced_accuracy_and_report_the_gain(smoke):
     metrics = json.loads((smoke / "metrics/classifier.json").read_text())
-    arms = ["real", "classic", "oversample", "class_weight", "gan:acgan", "gan_classic:acgan"]
+    arms = [
+        "real", "classic", "oversample", "class_weight",
+        "gan:acgan", "gan:d2gan_prior", "gan_classic:acgan",
+    ]
     assert list(metrics) == arms
     real, gan = metrics["real"], metrics["gan:acgan"]
     assert list(real)[:2] == ["balanced_accuracy", "balanced_accuracy_lo"]
@@ -108,7 +178,8 @@ def test_metrics_lead_with_balanced_accuracy_and_report_the_gain(smoke):
 
 def test_audit_has_a_verdict_per_arm_and_the_leakage_check(smoke):
     audit = json.loads((smoke / "reports/audit.json").read_text())
-    assert audit["leakage"]["acgan"]["overlap"] == 0
+    for run in RUNS:
+        assert audit["leakage"][run]["overlap"] == 0
     for arm, res in audit["arms"].items():
         assert res["verdict"].startswith(arm)
 
