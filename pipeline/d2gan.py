@@ -55,6 +55,29 @@ def log_softplus(logits: torch.Tensor) -> torch.Tensor:
     return torch.where(a < _TAIL, tail, direct)
 
 
+def d_source_losses(
+    a1_real: torch.Tensor,
+    a1_fake: torch.Tensor,
+    a2_real: torch.Tensor,
+    a2_fake: torch.Tensor,
+    alpha: float,
+    beta: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The discriminators' source losses (D1's, D2's): the negated D2GAN objective's terms.
+
+    D1 maximises alpha * log D1(x) - D1(G(z)); D2 maximises -D2(x) + beta * log D2(G(z)).
+    Arguments are raw logits (B,); D_j = softplus(logit).
+    """
+    loss_d1 = -alpha * log_softplus(a1_real).mean() + F.softplus(a1_fake.float()).mean()
+    loss_d2 = F.softplus(a2_real.float()).mean() - beta * log_softplus(a2_fake).mean()
+    return loss_d1, loss_d2
+
+
+def g_source_loss(a1_fake: torch.Tensor, a2_fake: torch.Tensor, beta: float) -> torch.Tensor:
+    """G's source loss -D1(G(z)) + beta * log D2(G(z)) from raw logits (B,)."""
+    return -F.softplus(a1_fake.float()).mean() + beta * log_softplus(a2_fake).mean()
+
+
 def d_loss(
     real: Outputs,
     fake: Outputs,
@@ -71,9 +94,7 @@ def d_loss(
     (a1_real, cls1_real), (a2_real, cls2_real) = real
     (a1_fake, cls1_fake), (a2_fake, cls2_fake) = fake
 
-    # D1: maximise alpha * log D1(x) - D1(G(z)).  D2: maximise -D2(x) + beta * log D2(G(z)).
-    loss_d1 = -alpha * log_softplus(a1_real).mean() + F.softplus(a1_fake.float()).mean()
-    loss_d2 = F.softplus(a2_real.float()).mean() - beta * log_softplus(a2_fake).mean()
+    loss_d1, loss_d2 = d_source_losses(a1_real, a1_fake, a2_real, a2_fake, alpha, beta)
 
     # Each discriminator's class head classifies real and generated images, as in ACGAN.
     loss_cls = sum(
@@ -89,7 +110,7 @@ def g_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Generator loss: -D1(G(z)) + beta * log D2(G(z)), plus the mean class cross-entropy."""
     (a1_fake, cls1_fake), (a2_fake, cls2_fake) = fake
-    loss_src = -F.softplus(a1_fake.float()).mean() + beta * log_softplus(a2_fake).mean()
+    loss_src = g_source_loss(a1_fake, a2_fake, beta)
     loss_cls = 0.5 * (
         F.cross_entropy(cls1_fake.float(), labels_fake)
         + F.cross_entropy(cls2_fake.float(), labels_fake)
