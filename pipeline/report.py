@@ -16,6 +16,7 @@ Input ``results`` (JSON-ready dict)::
                                                       # image size, dtype, patients per split
       "settings": {str: scalar or list},              # seeds, ratios, n_boot, ... as shown
       "leakage": {run: {"n_test": int, "n_gan_train": int, "overlap": int}},  # optional
+      "generators": {run: <metrics/gan_<run>.json as evaluate_gan writes it>},  # optional
       "audit": <the dict pipeline.audit_stats.audit_arms returns>,
     }
 
@@ -268,6 +269,51 @@ def gain_table(audit: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _interval(scores: dict, key: str, digits: int = 3, scale: float = 1.0) -> str:
+    if key not in scores:
+        return "-"
+    v, lo, hi = (scale * scores.get(k, float("nan")) for k in (key, f"{key}_lo", f"{key}_hi"))
+    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def generator_table(generators: dict) -> tuple[list[str], list[list[str]]]:
+    """One row per GAN run: its scores over all classes against the val split."""
+    header = [
+        "run", "kind", "constraints", "kept step", "N gen / val", "FID", "KID x 1000",
+        "1-NN accuracy (0.5 ideal)", "precision", "recall", "copy fraction",
+    ]
+    rows = []
+    for run, m in generators.items():
+        s = m.get("classes", {}).get("all", {})
+        rows.append([
+            run, str(m.get("kind", "")), "on" if m.get("trained_with_constraints") else "off",
+            str(m.get("best_step", "-")), f"{s.get('n_gen', '-')} / {s.get('n_real', '-')}",
+            _interval(s, "fid"), _interval(s, "kid", 2, 1000.0),
+            _interval(s, "one_nn_accuracy"), _interval(s, "precision"),
+            _interval(s, "recall"), _interval(s, "memo_copy_fraction"),
+        ])
+    return header, rows
+
+
+def violation_table(generators: dict) -> tuple[list[str], list[list[str]]]:
+    """Per run and constraint: the share of generated images breaking it, in percent."""
+    names = sorted({c for m in generators.values() for c in m.get("constraints", {})})
+    header = ["run", "constraints", *names]
+    rows, floor = [], {}
+    for run, m in generators.items():
+        cells = []
+        for name in names:
+            overall = m.get("constraints", {}).get(name, {}).get("all", {})
+            cells.append(_interval(overall, "generated", 1, 100.0))
+            floor.setdefault(name, overall.get("real_val"))
+        rows.append([run, "on" if m.get("trained_with_constraints") else "off", *cells])
+    rows.append([
+        "real val images (floor)", "",
+        *("-" if floor[n] is None else f"{100 * floor[n]:.1f}" for n in names),
+    ])
+    return header, rows
+
+
 def _kv_rows(mapping: dict) -> list[list[str]]:
     return [
         [str(k), ", ".join(map(str, v)) if isinstance(v, list) else str(v)]
@@ -314,6 +360,30 @@ def build_blocks(
         ]
     if loss_csvs:
         blocks += [("h", 2, "GAN training"), ("chart", loss_figure(loss_csvs))]
+    generators = results.get("generators", {})
+    if generators:
+        blocks += [
+            ("h", 2, "Generator scores (against the val split, all classes)"),
+            (
+                "p",
+                "Scores in the reference classifier's feature space, with 95 % bootstrap "
+                "intervals; per-class scores are in metrics/gan_<run>.json. 'kept step' is the "
+                "checkpoint chosen by the training-set selection score. FID and KID fall to 0 "
+                "and the 1-NN accuracy to 0.5 as samples become indistinguishable from real "
+                "val images; a high copy fraction means memorisation.",
+            ),
+            ("table", *generator_table(generators)),
+        ]
+        if any(m.get("constraints") for m in generators.values()):
+            blocks += [
+                ("h", 3, "Prior-knowledge constraint violations (percent of generated images)"),
+                (
+                    "p",
+                    "Every run is scored with every constraint of params.yaml, trained with "
+                    "them or not; the last row is the rate of real val images, the floor.",
+                ),
+                ("table", *violation_table(generators)),
+            ]
 
     # verdicts, gains and the full metric table
     blocks += [("h", 2, "Verdicts"), ("list", [e["verdict"] for e in audit["arms"].values()])]

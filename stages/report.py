@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audit", type=Path, default=Path("reports/audit.json"))
     parser.add_argument("--gan-dir", type=Path, default=Path("models/gan"))
     parser.add_argument("--curves", type=Path, default=Path("plots/gan"))
+    parser.add_argument(
+        "--gan-metrics", type=Path, default=Path("metrics"), help="holds gan_<run>.json"
+    )
     parser.add_argument("--out-dir", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)
     params, device = start_stage(args.params, "report")
@@ -33,10 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     train = load_split(args.prepared / "train.npz")
     summary = json.loads((args.prepared / "summary.json").read_text())
     labels = np.repeat(np.arange(train.num_classes), n_show)
-    gans = {}
+    gans, generators = {}, {}
     for run in sorted(params.gan.runs):
-        gen, _ = load_generator(args.gan_dir / run / "generator.pt", device)
+        gen, meta = load_generator(args.gan_dir / run / "generator.pt", device)
         gans[run] = (generate(gen, labels, params.seed + 2, device), labels)
+        scores = args.gan_metrics / f"gan_{run}.json"
+        if scores.is_file():
+            generators[run] = json.loads(scores.read_text()) | {"best_step": meta["best_step"]}
+        else:
+            log.warning("no generator scores at %s; run evaluate_gan", scores)
 
     audit = json.loads(args.audit.read_text())
     results = {
@@ -55,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             "GAN steps": params.gan.steps,
         },
         "leakage": audit.pop("leakage"),
+        "generators": generators,
         "audit": audit,
     }
     curves = {run: args.curves / f"{run}.csv" for run in sorted(params.gan.runs)}

@@ -72,7 +72,8 @@ def run_pipeline(root: Path, params: Path = DATA / "params_smoke.yaml") -> Path:
         (
             report,
             f"--prepared {prep} --audit {root}/reports/audit.json "
-            f"--gan-dir {root}/models/gan --curves {root}/plots/gan --out-dir {root}/reports",
+            f"--gan-dir {root}/models/gan --curves {root}/plots/gan --gan-metrics {root}/metrics "
+            f"--out-dir {root}/reports",
         ),
     ]
     for stage, args in steps:
@@ -190,6 +191,10 @@ def test_report_is_self_contained(smoke):
     assert 'src="http' not in html and 'href="http' not in html
     assert (smoke / "reports/report.md").read_text().count("figures/") >= 4
     assert (smoke / "reports/gains.csv").read_text().startswith("label,arm,metric,gain")
+    # Both kinds' scores and the constraint violations beside the real floor.
+    assert "Generator scores" in html and "real val images (floor)" in html
+    for run in RUNS:
+        assert f"<td>{run}</td>" in html
 
 
 def test_same_params_and_seed_give_the_same_metrics(smoke, tmp_path):
