@@ -30,6 +30,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python bench/bench_gan_train.py
 	PYTHONPATH=. $(BIN)/python bench/bench_gan_metrics.py
+	PYTHONPATH=. $(BIN)/python bench/bench_ring_modes.py
 
 clean-venv:
 	rm -rf $(VENV)
