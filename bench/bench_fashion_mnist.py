@@ -355,7 +355,7 @@ def results_markdown(res: dict) -> str:
         f"{minutes:.0f} min in all. Written by `bench/bench_fashion_mnist.py`; do not edit.",
         "",
         f"Sizes: GAN {s['gan_steps']} steps (width {s['gan_width']}, batch {s['gan_batch']}); "
-        f"classifier SmallCNN width {s['classifier_width']}, {s['classifier_epochs']} epochs, "
+        f"classifier SmallCNN width {s['classifier_width']}, {s['classifier_epochs']} epoch(s), "
         f"best val epoch kept; seeds {s['seeds']}; {s['n_boot']} bootstrap resamples of test "
         "images. Values are percent, mean over seeds, with 95 % percentile-bootstrap intervals; "
         "gains pair each arm with real only on the same resamples and seeds.",
@@ -427,8 +427,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "bench/fashion_mnist/bench.yaml")
     parser.add_argument("--quick", action="store_true", help="the quick: sizes, a few minutes")
+    parser.add_argument(
+        "--render", type=Path, help="only rewrite results.md beside this results.json"
+    )
     args = parser.parse_args(argv)
     configure_logging()
+    if args.render is not None:
+        text = results_markdown(json.loads(args.render.read_text()))
+        write_atomic(args.render.with_suffix(".md"), lambda tmp: tmp.write_text(text))
+        return 0
     cfg = load_config(args.config)
     work = (ROOT / cfg.work_dir / ("quick" if args.quick else "full")).resolve()
     work.mkdir(parents=True, exist_ok=True)

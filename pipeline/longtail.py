@@ -145,9 +145,9 @@ GAN_SCORES = ("fid", "kid", "one_nn_accuracy", "precision", "recall")
 
 
 def gan_table(scores: dict[str, dict[str, float]], class_names: list[str]) -> str:
-    """Markdown rows of one generator's scores per class (and 'all'): FID, KID x 1e3, 1-NN
-    accuracy, precision and recall, each with its interval."""
-    head = ["class", "N real", "FID", "KID x 1e3", "1-NN accuracy", "precision", "recall"]
+    """Markdown rows of one generator's scores per class (and 'all'): FID, KID, 1-NN accuracy,
+    precision and recall, each with its interval."""
+    head = ["class", "N real", "FID", "KID", "1-NN accuracy", "precision", "recall"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in [*class_names, "all"]:
         s = scores.get(name)
@@ -156,8 +156,8 @@ def gan_table(scores: dict[str, dict[str, float]], class_names: list[str]) -> st
             continue
         cells = [name, str(s["n_real"])]
         for key in GAN_SCORES:
-            scale, digits = (1e3, 2) if key == "kid" else (1.0, 3 if key != "fid" else 2)
-            point, lo, hi = (scale * s[k] for k in (key, f"{key}_lo", f"{key}_hi"))
+            digits = 2 if key == "fid" else 3
+            point, lo, hi = (s[k] for k in (key, f"{key}_lo", f"{key}_hi"))
             cells.append(f"{point:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

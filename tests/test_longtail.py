@@ -100,5 +100,5 @@ def test_tables_show_published_rows_and_our_intervals():
     for key in ("fid", "kid", "one_nn_accuracy", "precision", "recall"):
         scores["a"] |= {key: 0.5, f"{key}_lo": 0.4, f"{key}_hi": 0.6}
     rows = gan_table(scores, ["a", "b"]).splitlines()
-    assert rows[2].startswith("| a | 5 | 0.50 [0.40, 0.60] | 500.00 [400.00, 600.00] | 0.500")
+    assert rows[2].startswith("| a | 5 | 0.50 [0.40, 0.60] | 0.500 [0.400, 0.600] | 0.500")
     assert "not scored" in rows[3] and rows[3].count("|") == rows[0].count("|")
