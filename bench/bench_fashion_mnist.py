@@ -38,8 +38,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from pipeline.config import ParamsError, params_from_dict  # noqa: E402
+from pipeline.config import FolderParams, ParamsError, params_from_dict  # noqa: E402
 from pipeline.fashion_mnist import (  # noqa: E402
+    LongTailSplit,
     check_split_matches,
     draw_longtail_split,
     heldout_pool,
@@ -132,37 +133,53 @@ def set_dotted(raw: dict, dotted: str, value: Any) -> None:
 # Data
 
 
-def prepare_data(cfg: BenchConfig, work: Path, params: dict, per_class: int) -> dict:
-    """Split (reloaded or drawn), the ingest's MedMNIST file and the GAN reference split."""
-    data = load_fashion_mnist(cfg.data_root)
+def load_or_draw_split(cfg: BenchConfig, data: dict) -> LongTailSplit:
+    """The saved protocol split when it exists (checked against the data and the protocol),
+    else a fresh draw from protocol.seed, saved for the next run."""
+    p, path = cfg.protocol, ROOT / cfg.split_file
     digest = source_digest(data)
-    split_path = ROOT / cfg.split_file
-    if split_path.is_file():
-        split = load_longtail_split(split_path)
-        check_split_matches(split, digest, split_path)
-        log.info("reloaded the protocol split from %s", split_path)
-    else:
-        p = cfg.protocol
+    if not path.is_file():
         split = draw_longtail_split(
             data["train"][1], data["test"][1], p.train_counts, p.test_counts,
             p.val_fraction, p.seed, digest,
         )  # fmt: skip
-        save_longtail_split(split_path, split)
-        log.info("drew the protocol split (seed %d) into %s", p.seed, split_path)
+        save_longtail_split(path, split)
+        log.info("drew the protocol split (seed %d) into %s", p.seed, path)
+        return split
 
-    folder = params["data"]["folder"]
-    write_medmnist_npz(work / folder["root"] / folder["medmnist_file"], data, split)
+    split = load_longtail_split(path)
+    check_split_matches(split, digest, path)
+    drawn_as = (split.seed, split.train_counts, split.test_counts, split.val_fraction)
+    if drawn_as != (p.seed, p.train_counts, p.test_counts, p.val_fraction):
+        raise ValueError(
+            f"{path} was drawn with seed, counts and val fraction {drawn_as}, but bench.yaml's "
+            f"protocol asks for {(p.seed, p.train_counts, p.test_counts, p.val_fraction)}; "
+            f"delete {path} to redraw"
+        )
+    log.info("reloaded the protocol split from %s", path)
+    return split
+
+
+def write_gan_reference(path: Path, data: dict, idx: np.ndarray, folder: FolderParams) -> None:
+    """Training-file images idx as a prepared split, through the ingest's own image steps."""
+    policy = intensity_policy(folder)
+    raws = medmnist_to_raw(data["train"][0][idx])
+    prepared = [prepare_image(raw, policy, folder.target_size, folder.channels)[0] for raw in raws]
+    imgs = np.stack(prepared).astype(np.float32)  # (N, 1, 28, 28) float32 [0, 1]
+    groups = np.array([f"ref:{i}" for i in idx])
+    names = tuple(folder.class_names)
+    save_split(path, Split(imgs, data["train"][1][idx], groups, image_hashes(imgs), names))
+
+
+def prepare_data(cfg: BenchConfig, work: Path, folder: FolderParams, per_class: int) -> dict:
+    """Split, the ingest's MedMNIST file and the GAN reference split, under the work folder."""
+    data = load_fashion_mnist(cfg.data_root)
+    split = load_or_draw_split(cfg, data)
+    write_medmnist_npz(work / folder.root / str(folder.medmnist_file), data, split)
 
     # Real images the generators are scored against: undrawn training-file images.
     ref_idx = heldout_pool(data["train"][1], split, per_class, cfg.protocol.seed)
-    policy = intensity_policy(params_from_dict(params).data.folder)
-    prepared = [prepare_image(r, policy, folder["target_size"], 1)[0] for r in medmnist_to_raw(
-        data["train"][0][ref_idx])]  # fmt: skip
-    imgs = np.stack(prepared).astype(np.float32)  # (N, 1, 28, 28) float32 [0, 1]
-    names = tuple(folder["class_names"])
-    groups = np.array([f"ref:{i}" for i in ref_idx])
-    reference = Split(imgs, data["train"][1][ref_idx], groups, image_hashes(imgs), names)
-    save_split(work / "data/gan_reference.npz", reference)
+    write_gan_reference(work / "data/gan_reference.npz", data, ref_idx, folder)
     return {"split": split, "test_images": data["test"][0], "test_labels": data["test"][1]}
 
 
@@ -295,11 +312,19 @@ def gan_scores(runs: list[str]) -> dict:
     return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else the machine type."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.machine()
+
+
 def machine() -> dict:
     cuda = torch.cuda.is_available()
     return {
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name(0) if cuda else "cpu (no GPU)",
@@ -448,13 +473,14 @@ def main(argv: list[str] | None = None) -> int:
         params = params_from_dict(raw, origin=str(cfg.params_file))
     except ParamsError as exc:
         raise SystemExit(str(exc)) from None
-    (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    text = yaml.safe_dump(raw, sort_keys=False)
+    write_atomic(work / "params.yaml", lambda tmp: tmp.write_text(text))
 
     per_class = (
         cfg.quick_gan_reference_per_class if args.quick else cfg.protocol.gan_reference_per_class
     )
     start = time.perf_counter()
-    data = prepare_data(cfg, work, raw, per_class)
+    data = prepare_data(cfg, work, params.data.folder, per_class)
     with working_directory(work):
         timings = {"prepare data": round(time.perf_counter() - start, 1)}
         timings |= run_stages(params, data["split"].test_imbalanced, data)
