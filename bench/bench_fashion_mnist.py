@@ -279,6 +279,15 @@ def run_stages(params, rows: list[int], test: dict) -> dict[str, float]:
 # Results
 
 
+def audit_per_class(audit: dict, arm: str, num_classes: int) -> dict:
+    """An arm's per-class recall, its paired gain over real and its verdict, from the audit."""
+    res = audit["arms"][arm]
+    out = {"recall": [res["metrics"][f"recall/{c}"] for c in range(num_classes)]}
+    if arm != audit["baseline"]:
+        out["recall_vs_real"] = [res["vs_baseline"][f"recall/{c}"] for c in range(num_classes)]
+    return out | {"verdict": res["verdict"]}
+
+
 def score_test_set(preds_npz: dict, rows: np.ndarray, audit_path: str, params) -> dict:
     """Our arms' metrics with intervals and paired gains over real on the given rows."""
     a = params.audit
@@ -296,8 +305,7 @@ def score_test_set(preds_npz: dict, rows: np.ndarray, audit_path: str, params) -
                 y, preds["real"], p, groups, k, a.n_boot, a.bootstrap_seed, a.alpha
             )
             entry["vs_real"] = {m: iv.as_dict() for m, iv in gains.items()}
-        entry["verdict"] = audit["arms"][arm]["verdict"]
-        arms[arm] = entry
+        arms[arm] = entry | audit_per_class(audit, arm, k)
     counts = np.bincount(y, minlength=k).tolist()
     return {"n": int(len(rows)), "counts": counts, "arms": arms}
 
@@ -413,10 +421,8 @@ def results_markdown(res: dict) -> str:
         al = g["heldout"].get("all", {})
         gain = imb.get(f"gan:{run}", {}).get("vs_real", {}).get("acsa")
         gain_c = imb.get(f"gan_classic:{run}", {}).get("vs_real", {}).get("acsa")
-        lines.append(
-            f"| {run} | {al.get('fid', float('nan')):.2f} | "
-            f"{al.get('one_nn_accuracy', float('nan')):.3f} | {_gain(gain)} | {_gain(gain_c)} |"
-        )
+        cells = [run, _num(al, "fid", 2), _num(al, "one_nn_accuracy", 3), _gain(gain)]
+        lines.append("| " + " | ".join([*cells, _gain(gain_c)]) + " |")
     for run, g in res["gan"].items():
         n_ref = next(iter(g["heldout"].values()))["n_real"] if g["heldout"] else 0
         lines += [
@@ -431,12 +437,43 @@ def results_markdown(res: dict) -> str:
             f"{g['synthesized']['kept']}.",
             "",
             gan_table(g["heldout"], res["class_names"]),
+            "",
+            f"Per class, balanced test set: does the class's sample quality go with the "
+            f"`gan:{run}` arm's recall gain (paired, points)?",
+            "",
+            sample_quality_vs_recall(res, run),
         ]
     lines += ["", "## Verdicts of the audit (imbalanced test set, ACSA)", ""]
     lines += [f"- {a['verdict']}" for a in imb.values()]
     lines += ["", "## Time per step (seconds)", ""]
     lines += [f"- {k}: {v}" for k, v in res["seconds"]["steps"].items()]
     return "\n".join(lines) + "\n"
+
+
+def sample_quality_vs_recall(res: dict, run: str) -> str:
+    """Markdown rows per class: training count, synthetic added, FID, 1-NN accuracy, recall of
+    real only and of the gan arm on the balanced test set, and the paired recall gain."""
+    arms, g = res["test_sets"]["balanced"]["arms"], res["gan"][run]
+    gan = arms.get(f"gan:{run}")
+    if gan is None or "recall" not in gan:
+        return "(no per-class recalls in these results)"
+    head = ["class", "real train", "synthetic added", "FID", "1-NN accuracy", "recall, real"]
+    head += [f"recall, gan:{run}", "recall gain, points"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c, name in enumerate(res["class_names"]):
+        s = g["heldout"].get(name, {})
+        d = gan["recall_vs_real"][c]
+        cells = [name, str(res["prepared_counts"]["train"][c]), str(g["synthesized"]["kept"][c])]
+        cells += [_num(s, "fid", 1), _num(s, "one_nn_accuracy", 3)]
+        recalls = (arms["real"]["recall"][c]["point"], gan["recall"][c]["point"])
+        cells += [f"{100 * r:.1f}" for r in recalls]
+        cells.append(f"{100 * d['diff']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _num(scores: dict, key: str, digits: int) -> str:
+    return f"{scores[key]:.{digits}f}" if key in scores else "—"
 
 
 def _gain(iv: dict | None) -> str:

@@ -152,7 +152,10 @@ def gan_table(scores: dict[str, dict[str, float]], class_names: list[str]) -> st
     for name in [*class_names, "all"]:
         s = scores.get(name)
         if s is None:
-            lines.append(f"| {name} | — | not scored (too few real images) |" + " |" * 4)
+            lines.append(
+                f"| {name} | — | not scored (needs k + 1 real, generated and training images) |"
+                + " |" * 4
+            )
             continue
         cells = [name, str(s["n_real"])]
         for key in GAN_SCORES:
