@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export NO_ALBUMENTATIONS_UPDATE := 1
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean-venv
+.PHONY: run test lint bench bench-fmnist bench-fmnist-quick clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python bench/bench_gan_train.py
 	PYTHONPATH=. $(BIN)/python bench/bench_gan_metrics.py
 	PYTHONPATH=. $(BIN)/python bench/bench_ring_modes.py
+
+# Fashion-MNIST long-tail benchmark (needs `apt-get install dataset-fashion-mnist`); about an
+# hour on 2 CPU cores; writes bench/fashion_mnist/results.{md,json}. The quick run takes minutes
+# and writes into bench/fashion_mnist/work/quick/ only.
+bench-fmnist: $(STAMP)
+	PYTHONPATH=. $(BIN)/python bench/bench_fashion_mnist.py
+
+bench-fmnist-quick: $(STAMP)
+	PYTHONPATH=. $(BIN)/python bench/bench_fashion_mnist.py --quick
 
 clean-venv:
 	rm -rf $(VENV)

@@ -15,6 +15,8 @@ for the cross-entropy and an optional batch augmentation. Arms by name:
 
 The synthetic-to-real ``ratio`` r adds round(r * n_k) images to each minority class k of n_k
 real images (synthetic ones, or duplicates for ``oversample`` with ``oversample_to: ratio``).
+With ``synthetic_to: majority`` the gan arms instead fill every minority class up to the largest
+class, as the oversampling protocols of DeepSMOTE and BAGAN do, and ignore the ratio.
 """
 
 from __future__ import annotations
@@ -125,7 +127,8 @@ def _oversample(train: Split, synthetic: Synthetic | None, ratio: float, rng, ar
 def _gan(train: Split, synthetic: Synthetic | None, ratio: float, rng, arm: Arm) -> ArmData:
     imgs, labels = _check_synthetic(train, synthetic, arm.name)
     counts = np.bincount(train.labels, minlength=train.num_classes)
-    extra = _extra_counts(counts, minority_classes(counts, arm.minority), ratio)
+    classes = minority_classes(counts, arm.minority)
+    extra = _extra_counts(counts, classes, ratio if arm.synthetic_to == "ratio" else None)
 
     # distinct synthetic images per minority class, never more than the run generated
     picks = []
@@ -134,8 +137,9 @@ def _gan(train: Split, synthetic: Synthetic | None, ratio: float, rng, arm: Arm)
         if n > len(pool):
             raise ValueError(
                 f"arm {arm.name}: expected at least {n} synthetic images of class "
-                f"{train.class_names[k]!r} (ratio {ratio} x {counts[k]} real), got {len(pool)}; "
-                "generate more in the synthesize stage or lower audit.ratios"
+                f"{train.class_names[k]!r} ({counts[k]} real, synthetic_to {arm.synthetic_to}, "
+                f"ratio {ratio}), got {len(pool)}; generate more in the synthesize stage "
+                "(synth.target, synth.max_draw_factor) or lower audit.ratios"
             )
         picks.append(rng.choice(pool, n, replace=False))
     idx = np.concatenate(picks) if picks else np.zeros(0, np.int64)
@@ -186,14 +190,15 @@ class Arm:
     run: str | None  # the GAN run for gan arms, else None
     minority: str = "minority"
     oversample_to: str = "majority"
+    synthetic_to: str = "ratio"
     augment_spec: AugmentSpec = AugmentSpec()
 
     @property
     def uses_ratio(self) -> bool:
         """Whether the training set depends on the synthetic-to-real ratio."""
-        return self.kind in GAN_KINDS or (
-            self.kind == "oversample" and self.oversample_to == "ratio"
-        )
+        if self.kind in GAN_KINDS:
+            return self.synthetic_to == "ratio"
+        return self.kind == "oversample" and self.oversample_to == "ratio"
 
     @property
     def is_classical(self) -> bool:
@@ -233,7 +238,7 @@ class Arm:
 def parse_arm(name: str, **settings) -> Arm:
     """An Arm from its name: a kind, or 'gan:<run>' / 'gan_classic:<run>'.
 
-    settings are passed on to Arm (minority, oversample_to, augment_spec).
+    settings are passed on to Arm (minority, oversample_to, synthetic_to, augment_spec).
     """
     kind, _, run = name.partition(":")
     valid = [*[k for k in KINDS if k not in GAN_KINDS], *[f"{k}:<run>" for k in GAN_KINDS]]
@@ -252,7 +257,11 @@ def arm_label(arm: Arm, ratio: float, ratios: list[float]) -> str:
 def arms_from_params(audit: AuditParams) -> list[Arm]:
     """The configured arms of the ``audit`` section, in params order."""
     spec = AugmentSpec(**audit.augment.model_dump())
-    settings = {"minority": audit.minority, "oversample_to": audit.oversample_to}
+    settings = {
+        "minority": audit.minority,
+        "oversample_to": audit.oversample_to,
+        "synthetic_to": audit.synthetic_to,
+    }
     return [parse_arm(name, augment_spec=spec, **settings) for name in audit.arms]
 
 

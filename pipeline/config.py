@@ -289,6 +289,7 @@ class AuditParams(Section):
     ratios: Annotated[list[Annotated[float, Field(gt=0.0, le=100.0)]], Field(min_length=1)]
     minority: Literal["minority", "all_below_majority"]
     oversample_to: Literal["majority", "ratio"]
+    synthetic_to: Literal["ratio", "majority"]  # gan arms: r * n_k, or fill up to the largest
     verdict_metric: Literal["minority_recall", "balanced_accuracy", "macro_f1", "auroc"]
     n_boot: Annotated[int, Field(ge=100, le=100_000)]
     alpha: Annotated[float, Field(gt=0.0, lt=0.5)]

@@ -93,6 +93,19 @@ def test_gan_arm_adds_distinct_synthetic_minority_images():
     assert data.augment is None and arm.run == "acgan" and arm.uses_ratio
 
 
+def test_gan_arm_fills_every_minority_class_up_to_the_majority():
+    train, synth = _split(), _synthetic()
+    arm = parse_arm("gan:acgan", minority="all_below_majority", synthetic_to="majority")
+    data = arm.prepare(train, synth, 0.5, np.random.default_rng(0))
+
+    # the ratio is ignored: 10 extra of class 1 and 30 of class 2, none of the majority
+    assert _counts(data) == [40, 40, 40] and data.n_added == 40 and not arm.uses_ratio
+    added = data.labels[len(train.labels) :]
+    assert set(image_hashes(data.images[len(train.labels) :][added == 2])) <= set(
+        image_hashes(synth[0][synth[1] == 2])
+    )
+
+
 def test_gan_arm_is_deterministic_per_seed_and_gan_classic_augments():
     train, synth = _split(), _synthetic()
     a = parse_arm("gan:d2gan").prepare(train, synth, 1.0, np.random.default_rng(4))
@@ -135,6 +148,7 @@ AUDIT = {
     "ratios": [1.0],
     "minority": "minority",
     "oversample_to": "majority",
+    "synthetic_to": "ratio",
     "verdict_metric": "minority_recall",
     "n_boot": 1000,
     "alpha": 0.05,
