@@ -33,7 +33,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -410,10 +410,6 @@ def _history_row(
     row |= {name: value.item() for name, value in parts.items()}
     row["seconds"] = round(time.perf_counter() - start, 3)
     return row
-
-
-def train_config_dict(cfg: TrainConfig) -> dict[str, Any]:
-    return asdict(cfg)
 
 
 def config_from_params(gan: Any, run_name: str, seed: int) -> TrainConfig:
