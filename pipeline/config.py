@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     ValidationError,
     field_validator,
     model_validator,
@@ -30,6 +31,12 @@ GAN_ARM_KINDS = ("gan", "gan_classic")
 
 class ParamsError(ValueError):
     """``params.yaml`` is missing, malformed or holds a bad value."""
+
+
+# YAML's true/false only: a quoted "yes" or 1 is a typo, not a switch.
+Flag = Annotated[bool, Strict()]
+# Run names become file names and command-line arguments.
+RunName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
 class Section(BaseModel):
@@ -94,7 +101,7 @@ class FolderParams(Section):
     target_size: Annotated[int, Field(ge=8, le=1024)]
     aspect: Literal["stretch", "pad"]
     channels: Literal[1, 3]
-    stop_on_error: bool
+    stop_on_error: Flag
     key_file: str | None  # null: read the key from $SCARCE_AUG_PSEUDONYM_KEY
 
     @model_validator(mode="after")
@@ -136,7 +143,7 @@ class DataParams(Section):
 
 class GanRun(Section):
     kind: Literal["acgan", "d2gan"]
-    constraints: bool  # train with the constraints of params' constraints section
+    constraints: Flag  # train with the constraints of params' constraints section
 
 
 def _ordered(q: tuple[float, float]) -> tuple[float, float]:
@@ -220,7 +227,7 @@ CONSTRAINT_NAMES = ("intensity_range", "class_stats", "support", "smoothness", "
 
 
 class GanParams(Section):
-    runs: Annotated[dict[str, GanRun], Field(min_length=1)]
+    runs: Annotated[dict[RunName, GanRun], Field(min_length=1)]
     latent_dim: Annotated[int, Field(ge=2, le=512)]
     width: Annotated[int, Field(ge=4, le=256)]
     steps: Annotated[int, Field(ge=1)]
@@ -239,7 +246,7 @@ class GanParams(Section):
     on_nonfinite: Literal["stop", "rollback"]
     max_rollbacks: Annotated[int, Field(ge=0, le=100)]
     log_every: Annotated[int, Field(ge=1)]
-    mixed_precision: bool
+    mixed_precision: Flag
 
     @field_validator("diffaugment")
     @classmethod
@@ -332,7 +339,7 @@ class GanEvalParams(Section):
 
 
 class RuntimeParams(Section):
-    prefer_gpu: bool
+    prefer_gpu: Flag
     cpu_threads: Annotated[int, Field(ge=0, le=256)]
 
 
@@ -386,12 +393,36 @@ class Params(Section):
 
 
 def _format_error(err: dict[str, Any]) -> str:
-    key = ".".join(str(part) for part in err["loc"]) or "<root>"
+    # Drop pydantic's union tag from the path (constraints.0.support.settings -> ...0.settings).
+    loc = [p for p in err["loc"] if p not in CONSTRAINT_NAMES]
+    key = ".".join(str(part) for part in loc) or "<root>"
     if err["type"] == "missing":
         return f"{key}: missing; add it to params.yaml"
     if err["type"] == "extra_forbidden":
         return f"{key}: unknown key (value {err['input']!r}); remove it or fix its spelling"
-    return f"{key}: {err['msg']} (got {err['input']!r})"
+    msg = err["msg"].removeprefix("Value error, ")
+    if isinstance(err["input"], (dict, list)):
+        return f"{key}: {msg}"  # a whole section: its text would bury the message
+    return f"{key}: {msg} (got {err['input']!r})"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (YAML keeps the last)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def params_from_dict(raw: Any, origin: str = "params") -> Params:
@@ -408,6 +439,9 @@ def load_params(path: str | Path) -> Params:
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"params file not found: {path}; pass --params with an existing file")
-    with path.open() as fh:
-        raw = yaml.safe_load(fh)
+    try:
+        with path.open() as fh:
+            raw = yaml.load(fh, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"invalid {path}: not valid YAML: {exc}") from None
     return params_from_dict(raw, origin=str(path))

@@ -387,6 +387,19 @@ def build_blocks(
 
     # verdicts, gains and the full metric table
     blocks += [("h", 2, "Verdicts"), ("list", [e["verdict"] for e in audit["arms"].values()])]
+    if audit.get("trained_on"):
+        blocks += [
+            (
+                "p",
+                "Training images per class of each arm (real plus added, seed 0): compare "
+                "arms knowing how much each added.",
+            ),
+            (
+                "table",
+                ["arm", *names, "total"],
+                [[arm, *map(str, c), str(sum(c))] for arm, c in audit["trained_on"].items()],
+            ),
+        ]
     blocks.append(
         (
             "p",

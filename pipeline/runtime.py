@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from pipeline.config import Params, load_params
+from pipeline.config import Params, ParamsError, load_params
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,13 @@ def configure_logging(level: int = logging.INFO) -> None:
 def start_stage(params_path: str, name: str) -> tuple[Params, torch.device]:
     """Common start of every stage: logging, validated params, seeds and the device."""
     configure_logging()
-    params = load_params(params_path)
+    try:
+        params = load_params(params_path)
+    except ParamsError as exc:
+        # The message names the key and the fix; a traceback would only bury it. The exit
+        # status stays non-zero, so DVC sees the stage fail.
+        log.error("stage %s: %s", name, exc)
+        raise SystemExit(2) from None
     seed_everything(params.seed)
     device = select_device(params.runtime.prefer_gpu, params.runtime.cpu_threads)
     log.info("stage %s on %s (seed %d)", name, device, params.seed)

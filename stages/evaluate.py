@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         probs, labels, groups = npz["probs"], npz["labels"], npz["groups"]
         arms, classical = npz["arms"].tolist(), npz["classical"]
         hashes, class_names = npz["hashes"], npz["class_names"].tolist()
+        trained_on = npz["trained_on"].tolist() if "trained_on" in npz else None
     leakage = check_leakage(args.gan_dir, sorted(params.gan.runs), hashes)
 
     # Minority = the class with the fewest real training images.
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     audit["leakage"] = leakage
     audit["class_names"] = class_names
+    if trained_on is not None:  # training images per class of each arm, real plus added
+        audit["trained_on"] = dict(zip(arms, trained_on, strict=True))
     write_json(args.audit, audit)
     write_json(args.metrics, headline(audit, minority_key))
     for res in audit["arms"].values():

@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs.append((arm_label(arm, ratio, audit.ratios), arm, ratio))
 
     probs = np.zeros((len(jobs), len(audit.seeds), len(test.labels), test.num_classes))
+    trained_on = np.zeros((len(jobs), train.num_classes), dtype=np.int64)  # images per class
     for j, (label, arm, ratio) in enumerate(jobs):
         synthetic = load_synthetic(args.synthetic_dir / f"{arm.run}.npz") if arm.run else None
         for s, seed in enumerate(audit.seeds):
@@ -68,12 +69,14 @@ def main(argv: list[str] | None = None) -> int:
                 desc=f"{label} seed {seed}",
             )
             probs[j, s] = predict_proba(result.model, test.images, device)
+        trained_on[j] = np.bincount(data.labels, minlength=train.num_classes)
 
     write_npz(
         args.out,
         probs=probs,
         arms=np.array([label for label, _, _ in jobs]),
         classical=np.array([arm.is_classical for _, arm, _ in jobs]),
+        trained_on=trained_on,
         seeds=np.array(audit.seeds),
         labels=test.labels,
         groups=test.groups,

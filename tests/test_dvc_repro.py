@@ -50,7 +50,7 @@ def project(tmp_path_factory) -> Path:
 
 def test_repro_runs_every_stage_once_then_nothing(project):
     first = sh(project, "dvc", "repro")
-    stages = {"ingest", "train_reference", "train_classifier", "evaluate", "report"}
+    stages = {"check_params", "ingest", "train_reference", "train_classifier", "evaluate", "report"}
     for run in ("acgan", "d2gan_prior"):
         stages |= {f"train_gan@{run}", f"synthesize@{run}", f"evaluate_gan@{run}"}
     assert ran(first) == stages
@@ -65,7 +65,23 @@ def test_exp_run_on_a_gan_kind_reruns_only_that_run_and_after(project):
     sh(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock")
     out = sh(project, "dvc", "exp", "run", "-S", "gan.runs.acgan.kind=d2gan")
     assert ran(out) == {
-        "train_gan@acgan", "synthesize@acgan", "evaluate_gan@acgan",
+        "check_params", "train_gan@acgan", "synthesize@acgan", "evaluate_gan@acgan",
         "train_classifier", "evaluate", "report",
     }
     assert '"kind": "d2gan"' in (project / "metrics/gan_acgan.json").read_text()
+
+
+def test_a_typo_in_an_untracked_key_fails_the_repro(project):
+    params = project / "params.yaml"
+    original = params.read_text()
+    params.write_text(original.replace("  steps: 100 ", "  stepz: 3000\n  steps: 100 "))
+    try:
+        env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+        res = subprocess.run(
+            ["dvc", "repro"], cwd=project, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert res.returncode != 0
+        assert "gan.stepz: unknown key" in res.stdout + res.stderr
+        assert "Traceback" not in res.stdout + res.stderr
+    finally:
+        params.write_text(original)

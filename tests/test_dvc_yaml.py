@@ -56,9 +56,42 @@ def test_declared_params_exist(name):
     stage = stages()[name]
     spec = stage.get("do", stage)
     for key in spec.get("params", []):
+        if isinstance(key, dict):  # `- params.yaml:` tracks every key of the file
+            assert list(key) == ["params.yaml"], f"{name}: unexpected params entry {key}"
+            continue
         if "${key}" in key:
             key = key.replace("${key}", next(iter(params["gan"]["runs"])))
         node = params
         for part in key.split("."):
             assert isinstance(node, dict) and part in node, f"{name}: no param {key}"
             node = node[part]
+
+
+def declared(stage: str) -> set[str]:
+    spec = stages()[stage].get("do", stages()[stage])
+    return {k for k in spec.get("params", []) if isinstance(k, str)}
+
+
+def test_every_gan_key_is_declared_by_train_gan():
+    from pipeline.config import GanParams
+
+    keys = declared("train_gan")
+    assert "gan.runs.${key}" in keys
+    missing = {f"gan.{f}" for f in GanParams.model_fields if f != "runs"} - keys
+    assert not missing, f"train_gan reads but does not declare {sorted(missing)}"
+
+
+def test_every_audit_key_is_declared_by_the_stage_that_reads_it():
+    from pipeline.config import AuditParams
+
+    statistics = {"verdict_metric", "n_boot", "alpha", "bootstrap_seed"}  # the evaluate stage
+    for stage, fields in (
+        ("train_classifier", set(AuditParams.model_fields) - statistics),
+        ("evaluate", statistics),
+    ):
+        missing = {f"audit.{f}" for f in fields} - declared(stage)
+        assert not missing, f"{stage} does not declare {sorted(missing)}"
+
+
+def test_check_params_tracks_the_whole_file():
+    assert {"params.yaml": None} in stages()["check_params"]["params"]

@@ -181,6 +181,13 @@ def test_audit_has_a_verdict_per_arm_and_the_leakage_check(smoke):
     audit = json.loads((smoke / "reports/audit.json").read_text())
     for run in RUNS:
         assert audit["leakage"][run]["overlap"] == 0
+    # Each arm's training set, per class: real plus what it added.
+    train = load_split(smoke / "data/prepared/train.npz").counts()
+    assert audit["trained_on"]["real"] == train
+    minority = int(np.argmin(train))
+    oversampled = audit["trained_on"]["oversample"]
+    assert oversampled[minority] == max(train) and sum(oversampled) > sum(train)
+    assert audit["trained_on"]["gan:acgan"][minority] == 2 * train[minority]  # ratio 1.0
     for arm, res in audit["arms"].items():
         assert res["verdict"].startswith(arm)
 
