@@ -108,7 +108,7 @@ def test_markdown_places_ours_beside_the_published_rows(quick_run):
 
 def test_dvc_commands_follow_dvc_yaml():
     labels = [label for label, _ in bench.dvc_commands(["acgan", "d2gan"])]
-    assert labels[:3] == ["ingest", "train_reference", "train_gan@acgan"]
+    assert labels[:4] == ["check_params", "ingest", "train_reference", "train_gan@acgan"]
     assert labels.index("evaluate_gan@d2gan") < labels.index("train_classifier")
     assert labels[-1] == "report"
 
