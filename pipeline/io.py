@@ -19,6 +19,11 @@ from typing import Any
 
 import numpy as np
 
+# mkstemp creates files readable by their owner only; finished outputs get the mode an
+# ordinary open() would give them (0666 less the umask), read once at import.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -29,6 +34,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
